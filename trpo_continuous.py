@@ -489,10 +489,7 @@ def trpo_policy_update(agent: Agent, obs, actions, old_logprobs, advantages, arg
     Non-finite gradients or a non-positive xᵀFx skip the update (parameters unchanged) with a warning."""
     params = agent.actor_parameters()
     with torch.no_grad():
-        old_dist = agent.distribution(obs)
-    old_dist = Independent(Normal(old_dist.base_dist.loc.clone(), old_dist.base_dist.scale.clone(),
-                                  validate_args=False), 1, validate_args=False)
-
+        old_dist = agent.distribution(obs)  # π_old, held fixed while θ moves
     objective = surrogate_objective(agent, obs, actions, old_logprobs, advantages)
     g = flat_grad(objective, params)
     stats = {"grad_norm": g.norm().item(), "xHx": 0.0, "step_norm": 0.0, "acceptance_step": 0,
@@ -603,7 +600,7 @@ def evaluate(model_path: str, env_id: Optional[str] = None, eval_episodes: int =
     agent, obs_normalizer, checkpoint = load_model(model_path, device)
     env_id = env_id or checkpoint["env_id"]
     if eval_episodes <= 0:
-        raise UsageError(f"eval_episodes must be positive, got {eval_episodes}")
+        raise UsageError(f"--eval-episodes must be positive, got {eval_episodes}")
     check_env_id(env_id)
     env = make_env(env_id, 0, False, "")()
     if not isinstance(env.action_space, gym.spaces.Box) or env.observation_space.shape != (checkpoint["obs_dim"],) \
@@ -624,6 +621,12 @@ def evaluate(model_path: str, env_id: Optional[str] = None, eval_episodes: int =
     env.close()
     return {"mean_return": float(np.mean(returns)), "std_return": float(np.std(returns)),
             "mean_cost": float(np.mean(costs)), "returns": returns, "costs": costs}
+
+
+def evaluation_line(evaluation: dict) -> str:
+    line = (f"evaluation over {len(evaluation['returns'])} episodes: return {evaluation['mean_return']:.2f} "
+            f"± {evaluation['std_return']:.2f}")
+    return line + (f", cost {evaluation['mean_cost']:.2f}" if math.isfinite(evaluation["mean_cost"]) else "")
 
 
 def train(args: Args) -> dict:
@@ -761,8 +764,7 @@ def train(args: Args) -> dict:
         evaluation = evaluate(model_path, args.env_id, args.eval_episodes, seed=args.seed, device=str(device))
         for episode, episodic_return in enumerate(evaluation["returns"]):
             writer.add_scalar("eval/episodic_return", episodic_return, episode)
-        print(f"evaluation over {args.eval_episodes} episodes: return {evaluation['mean_return']:.2f} "
-              f"± {evaluation['std_return']:.2f}" + (f", cost {evaluation['mean_cost']:.2f}" if is_safety_env(args.env_id) else ""))
+        print(evaluation_line(evaluation))
         result.update(model_path=model_path, eval_return=evaluation["mean_return"], eval_cost=evaluation["mean_cost"])
     writer.close()
     if args.track:
@@ -809,9 +811,7 @@ def main():
     try:
         args = parse_args()
         if args.eval_model:
-            result = evaluate(args.eval_model, args.env_id, args.eval_episodes, args.seed)
-            print(f"evaluation over {args.eval_episodes} episodes: return {result['mean_return']:.2f} "
-                  f"± {result['std_return']:.2f}" + (f", cost {result['mean_cost']:.2f}" if is_safety_env(args.env_id) else ""))
+            print(evaluation_line(evaluate(args.eval_model, args.env_id, args.eval_episodes, args.seed)))
         else:
             train(args)
     except UsageError as error:

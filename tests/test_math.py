@@ -1,29 +1,71 @@
-"""The mathematics of trpo_continuous.py, checked against direct computations."""
+"""The mathematics of both scripts, checked against direct computations.
+
+Each test runs on trpo_continuous.py (Gaussian policy) and trpo_discrete.py (categorical policy), whose
+update functions share names and equations; only the policy's output and its KL differ."""
 import math
 
 import numpy as np
 import pytest
 import torch
 
-import trpo_continuous as trpo
+import trpo_continuous
+import trpo_discrete
+
+OBS_DIM = 3
 
 
-def tiny_agent(obs_dim=3, act_dim=2, seed=0):
-    """A float64 agent small enough for exact Hessians, with a non-trivial log-std."""
+@pytest.fixture(params=[trpo_continuous, trpo_discrete], ids=["continuous", "discrete"])
+def trpo(request):
+    return request.param
+
+
+def is_continuous(trpo):
+    return trpo is trpo_continuous
+
+
+def tiny_agent(trpo, seed=0, n_out=None):
+    """A float64 agent small enough for exact Hessians: one hidden layer of 5 units."""
     torch.manual_seed(seed)
-    agent = trpo.Agent(obs_dim, act_dim, hidden_sizes=(5,)).double()
+    n_out = n_out or (2 if is_continuous(trpo) else 4)
+    agent = trpo.Agent(OBS_DIM, n_out, hidden_sizes=(5,)).double()
+    head = agent.actor_mean if is_continuous(trpo) else agent.actor
     with torch.no_grad():
-        agent.actor_logstd.copy_(torch.linspace(-0.3, 0.4, act_dim, dtype=torch.float64))
-        agent.actor_mean[-1].weight.mul_(50)  # the 0.01 output init would make the mean almost constant
-    return agent
+        head[-1].weight.mul_(50)  # the 0.01 output init would make the policy almost the same in every state
+        if is_continuous(trpo):
+            agent.actor_logstd.copy_(torch.linspace(-0.3, 0.4, n_out, dtype=torch.float64))
+    return agent, head
 
 
-def gaussian_kl_by_hand(mu1, std1, mu2, std2):
-    """KL(N(μ1, σ1²) ‖ N(μ2, σ2²)) per dimension: log σ2/σ1 + (σ1² + (μ1 − μ2)²) / 2σ2² − ½."""
-    return torch.log(std2 / std1) + (std1**2 + (mu1 - mu2) ** 2) / (2 * std2**2) - 0.5
+def kl_by_hand(trpo, agent, old_output, new_output, log_std=None):
+    """The KL per state, from the network's outputs, written out:
+    Gaussian: Σ_d log σ2/σ1 + (σ1² + (μ1 − μ2)²) / 2σ2² − ½;  categorical: Σ_a p1 (log p1 − log p2)."""
+    if is_continuous(trpo):
+        std1, std2 = agent.actor_logstd.exp().detach(), log_std.exp()
+        return (torch.log(std2 / std1) + (std1**2 + (old_output - new_output) ** 2) / (2 * std2**2) - 0.5).sum(-1)
+    log_p1, log_p2 = torch.log_softmax(old_output, -1), torch.log_softmax(new_output, -1)
+    return (log_p1.exp() * (log_p1 - log_p2)).sum(-1)
 
 
-def test_conjugate_gradient_matches_direct_solve():
+def exact_kl_hessian(trpo, agent, head, obs):
+    """∇²_θ of the mean KL(π_θold ‖ π_θ) at θ_old, by autograd on a hand-written forward pass and KL."""
+    params = agent.actor_parameters()
+    shapes = [p.shape for p in params]
+    theta_old = trpo.flat_params(params)
+    old_output = head(obs).detach()
+
+    def mean_kl(theta):
+        pieces, offset = [], 0
+        for shape in shapes:
+            pieces.append(theta[offset: offset + math.prod(shape)].reshape(shape))
+            offset += math.prod(shape)
+        W1, B1, W2, B2, *log_std = pieces
+        output = torch.tanh(obs @ W1.T + B1) @ W2.T + B2
+        return kl_by_hand(trpo, agent, old_output, output, *log_std).mean()
+
+    return torch.autograd.functional.hessian(mean_kl, theta_old)
+
+
+def test_conjugate_gradient_matches_direct_solve(trpo):
     generator = torch.Generator().manual_seed(0)
     m = torch.randn(10, 10, dtype=torch.float64, generator=generator)
     A = m @ m.T + 0.5 * torch.eye(10, dtype=torch.float64)
@@ -32,7 +74,7 @@ def test_conjugate_gradient_matches_direct_solve():
     torch.testing.assert_close(x, torch.linalg.solve(A, b), rtol=1e-8, atol=1e-8)
 
 
-def test_conjugate_gradient_stops_at_residual_tolerance():
+def test_conjugate_gradient_stops_at_residual_tolerance(trpo):
     calls = []
     A = torch.diag(torch.tensor([2.0, 3.0], dtype=torch.float64))
 
@@ -45,46 +87,35 @@ def test_conjugate_gradient_stops_at_residual_tolerance():
     assert len(calls) == 2  # exact after n = 2 steps, then the ‖r‖ < tol test stops it
 
 
-def test_kl_is_summed_over_action_dimensions():
-    old = trpo.Independent(trpo.Normal(torch.zeros(4, 3), torch.ones(4, 3)), 1)
-    new = trpo.Independent(trpo.Normal(torch.full((4, 3), 0.5), torch.full((4, 3), 2.0)), 1)
-    per_dimension = gaussian_kl_by_hand(torch.tensor(0.0), torch.tensor(1.0), torch.tensor(0.5), torch.tensor(2.0))
-    torch.testing.assert_close(trpo.mean_kl(old, new), 3 * per_dimension)
-    # and the agent's own distribution is the joint one: its log-probability is a sum over dimensions
-    agent = tiny_agent(act_dim=3)
-    obs = torch.randn(6, 3, dtype=torch.float64)
-    dist = agent.distribution(obs)
-    action = dist.sample()
-    mean, std = agent.actor_mean(obs), agent.actor_logstd.exp()
-    by_hand = (-((action - mean) ** 2) / (2 * std**2) - torch.log(std) - 0.5 * math.log(2 * math.pi)).sum(-1)
-    torch.testing.assert_close(dist.log_prob(action), by_hand)
+def test_kl_and_log_probability_match_the_formulas(trpo):
+    agent, head = tiny_agent(trpo, n_out=3)
+    obs = torch.randn(6, OBS_DIM, dtype=torch.float64)
+    other, other_head = tiny_agent(trpo, seed=1, n_out=3)
+    with torch.no_grad():
+        kl = trpo.mean_kl(agent.distribution(obs), other.distribution(obs))
+        log_std = other.actor_logstd if is_continuous(trpo) else None
+        torch.testing.assert_close(kl, kl_by_hand(trpo, agent, head(obs), other_head(obs), log_std).mean())
+        dist = agent.distribution(obs)
+        action = dist.sample()
+        if is_continuous(trpo):  # the joint density of the action vector: a sum over dimensions
+            mean, std = head(obs), agent.actor_logstd.exp()
+            by_hand = (-((action - mean) ** 2) / (2 * std**2) - torch.log(std) - 0.5 * math.log(2 * math.pi)).sum(-1)
+        else:
+            by_hand = torch.log_softmax(head(obs), -1).gather(-1, action[:, None])[:, 0]
+        torch.testing.assert_close(dist.log_prob(action), by_hand)
 
 
-def exact_kl_hessian(agent, obs):
-    """∇²_θ of the mean KL(π_θold ‖ π_θ) at θ_old, by autograd on a hand-written forward pass and KL."""
-    (w1, b1), (w2, b2) = [(layer.weight, layer.bias) for layer in agent.actor_mean if hasattr(layer, "weight")]
-    shapes = [w1.shape, b1.shape, w2.shape, b2.shape, agent.actor_logstd.shape]
-    theta_old = trpo.flat_params(agent.actor_parameters())
-    mu_old = agent.actor_mean(obs).detach()
-    std_old = agent.actor_logstd.exp().detach()
-
-    def kl(theta):
-        pieces, offset = [], 0
-        for shape in shapes:
-            n = math.prod(shape)
-            pieces.append(theta[offset: offset + n].reshape(shape))
-            offset += n
-        W1, B1, W2, B2, log_std = pieces
-        mu = torch.tanh(obs @ W1.T + B1) @ W2.T + B2
-        return gaussian_kl_by_hand(mu_old, std_old, mu, log_std.exp()).sum(-1).mean()
-
-    return torch.autograd.functional.hessian(kl, theta_old)
+def test_gaussian_kl_is_summed_not_averaged_over_action_dimensions():
+    old = trpo_continuous.Independent(trpo_continuous.Normal(torch.zeros(4, 3), torch.ones(4, 3)), 1)
+    new = trpo_continuous.Independent(trpo_continuous.Normal(torch.full((4, 3), 0.5), torch.full((4, 3), 2.0)), 1)
+    one_dimension = math.log(2.0) + (1.0 + 0.25) / 8.0 - 0.5
+    assert trpo_continuous.mean_kl(old, new).item() == pytest.approx(3 * one_dimension)
 
 
-def test_fisher_vector_product_matches_exact_kl_hessian():
-    agent = tiny_agent()
-    obs = torch.randn(7, 3, dtype=torch.float64)
-    H = exact_kl_hessian(agent, obs)
+def test_fisher_vector_product_matches_exact_kl_hessian(trpo):
+    agent, head = tiny_agent(trpo)
+    obs = torch.randn(7, OBS_DIM, dtype=torch.float64)
+    H = exact_kl_hessian(trpo, agent, head, obs)
     damping = 0.1
     for seed in range(3):
         v = torch.randn(H.shape[0], dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
@@ -92,9 +123,9 @@ def test_fisher_vector_product_matches_exact_kl_hessian():
                                    rtol=1e-10, atol=1e-10)
 
 
-def test_step_size_gives_target_kl_in_quadratic_model_and_in_fact():
-    agent = tiny_agent()
-    obs = torch.randn(50, 3, dtype=torch.float64)
+def test_step_size_gives_target_kl_in_quadratic_model_and_in_fact(trpo):
+    agent, _ = tiny_agent(trpo)
+    obs = torch.randn(50, OBS_DIM, dtype=torch.float64)
     params = agent.actor_parameters()
     n = trpo.flat_params(params).numel()
     damping, target_kl = 1e-6, 1e-4
@@ -113,8 +144,8 @@ def test_step_size_gives_target_kl_in_quadratic_model_and_in_fact():
     assert actual_kl == pytest.approx(target_kl, rel=0.05)  # the true KL of a small step matches the model
 
 
-def test_line_search_restores_parameters_when_every_step_is_rejected():
-    agent = tiny_agent()
+def test_line_search_restores_parameters_when_every_step_is_rejected(trpo):
+    agent, _ = tiny_agent(trpo)
     params = agent.actor_parameters()
     old = trpo.flat_params(params).clone()
     tried = []
@@ -131,8 +162,8 @@ def test_line_search_restores_parameters_when_every_step_is_rejected():
     assert [(theta - old)[0].item() for theta in tried] == [1.0, 0.5, 0.25, 0.125]  # backtrack_coef^i
 
 
-def test_line_search_accepts_first_improving_step_inside_trust_region():
-    agent = tiny_agent()
+def test_line_search_accepts_first_improving_step_inside_trust_region(trpo):
+    agent, _ = tiny_agent(trpo)
     params = agent.actor_parameters()
     old = trpo.flat_params(params).clone()
     step = torch.ones_like(old)
@@ -150,12 +181,17 @@ def test_line_search_accepts_first_improving_step_inside_trust_region():
     assert accepted == 0 and torch.equal(trpo.flat_params(params), old)
 
 
-def test_policy_update_skips_non_finite_gradient_with_a_warning():
-    agent = tiny_agent()
-    obs = torch.randn(8, 3, dtype=torch.float64)
+def sampled_batch(trpo, agent, n):
+    obs = torch.randn(n, OBS_DIM, dtype=torch.float64)
     with torch.no_grad():
-        actions = agent.distribution(obs).sample()
-        logprobs = agent.distribution(obs).log_prob(actions)
+        dist = agent.distribution(obs)
+        actions = dist.sample()
+        return obs, dist, actions, dist.log_prob(actions)
+
+
+def test_policy_update_skips_non_finite_gradient_with_a_warning(trpo):
+    agent, _ = tiny_agent(trpo)
+    obs, _, actions, logprobs = sampled_batch(trpo, agent, 8)
     advantages = torch.full((8,), float("nan"), dtype=torch.float64)
     before = trpo.flat_params(agent.actor_parameters()).clone()
     with pytest.warns(UserWarning, match="non-finite"):
@@ -164,14 +200,11 @@ def test_policy_update_skips_non_finite_gradient_with_a_warning():
     assert torch.equal(trpo.flat_params(agent.actor_parameters()), before)
 
 
-def test_policy_update_improves_surrogate_within_trust_region():
-    agent = tiny_agent()
-    obs = torch.randn(64, 3, dtype=torch.float64)
-    with torch.no_grad():
-        dist = agent.distribution(obs)
-        actions = dist.sample()
-        logprobs = dist.log_prob(actions)
-    advantages = trpo.standardize(actions[:, 0] - actions[:, 1])  # rewards a direction of the action
+def test_policy_update_improves_surrogate_within_trust_region(trpo):
+    agent, _ = tiny_agent(trpo)
+    obs, dist, actions, logprobs = sampled_batch(trpo, agent, 64)
+    rewarded = actions[:, 0] - actions[:, 1] if is_continuous(trpo) else (actions == 0).double()
+    advantages = trpo.standardize(rewarded)
     args = trpo.Args(target_kl=0.01)
     stats = trpo.trpo_policy_update(agent, obs, actions, logprobs, advantages, args)
     assert stats["acceptance_step"] >= 1
@@ -181,15 +214,15 @@ def test_policy_update_improves_surrogate_within_trust_region():
         assert trpo.mean_kl(dist, agent.distribution(obs)).item() == pytest.approx(stats["kl"])
 
 
-def test_gae_by_hand_with_termination_and_truncation_bootstrap():
+def test_gae_by_hand_with_termination_and_truncation_bootstrap(trpo):
     gamma, lam = 0.9, 0.8
     # One env, 4 steps. Episode A: steps 0-1, truncated by the time limit after step 1 with V(s_final) = 5.
     # Episode B: steps 2-3, terminated after step 3. The next observation begins a new episode.
-    rewards = np.array([[1.0], [2.0], [3.0], [4.0]])
+    rewards = np.array([1.0, 2.0, 3.0, 4.0])
     values = np.array([[0.5], [1.0], [1.5], [2.0]])
     truncated = np.array([False, True, False, False])
     final_values = np.array([0.0, 5.0, 0.0, 0.0])
-    rewards = trpo.add_truncation_bootstrap(rewards[:, 0], truncated, final_values, gamma)[:, None]
+    rewards = trpo.add_truncation_bootstrap(rewards, truncated, final_values, gamma)[:, None]
     dones = np.array([[0.0], [0.0], [1.0], [0.0]])  # observation 2 begins episode B
     advantages, returns = trpo.compute_gae(torch.tensor(rewards), torch.tensor(values), torch.tensor(dones),
                                            torch.tensor([7.0]), torch.tensor([1.0]), gamma, lam)
@@ -202,13 +235,13 @@ def test_gae_by_hand_with_termination_and_truncation_bootstrap():
     torch.testing.assert_close(returns, expected + torch.tensor(values))
 
 
-def test_gae_bootstraps_from_next_value_when_rollout_ends_mid_episode():
+def test_gae_bootstraps_from_next_value_when_rollout_ends_mid_episode(trpo):
     advantages, _ = trpo.compute_gae(torch.tensor([[1.0]]), torch.tensor([[0.0]]), torch.tensor([[0.0]]),
                                      torch.tensor([10.0]), torch.tensor([0.0]), 0.5, 0.9)
     torch.testing.assert_close(advantages, torch.tensor([[6.0]]))  # 1 + 0.5·10 − 0
 
 
-def test_running_mean_std_merges_batches_exactly():
+def test_running_mean_std_merges_batches_exactly(trpo):
     data = np.random.default_rng(0).normal(3.0, 2.0, size=(1000, 4))
     stats = trpo.RunningMeanStd((4,))
     for batch in np.array_split(data, 37):
@@ -222,7 +255,7 @@ def test_running_mean_std_merges_batches_exactly():
     np.testing.assert_allclose(normalized.mean(0), 0.0, atol=1e-3)
 
 
-def test_reward_scaler_keeps_sign_and_resets_at_episode_end():
+def test_reward_scaler_keeps_sign_and_resets_at_episode_end(trpo):
     scaler = trpo.RewardScaler(num_envs=2, gamma=0.99)
     rewards = np.array([10.0, -10.0])
     for _ in range(50):

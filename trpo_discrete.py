@@ -1,0 +1,767 @@
+# Trust Region Policy Optimization, categorical policy, in one file. Documentation: README.md.
+# Paper: Schulman et al. 2015, https://arxiv.org/abs/1502.05477
+# Specification followed: OmniSafe's TRPO page (theory, Fisher-vector product, conjugate gradient, line search).
+import dataclasses
+import math
+import os
+import random
+import sys
+import time
+import warnings
+from collections import deque
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn as nn
+import yaml
+from torch.distributions import Categorical
+
+
+@dataclass
+class Args:
+    exp_name: str = os.path.basename(__file__)[: -len(".py")]
+    """the name of this experiment (part of the run name)"""
+    seed: int = 0
+    """seed of the experiment: Python, NumPy, torch and the environments"""
+    torch_deterministic: bool = True
+    """if toggled, `torch.backends.cudnn.deterministic=True`"""
+    cuda: bool = False
+    """if toggled, train on the GPU when one is available (64-64 networks usually run faster on the CPU)"""
+    torch_threads: int = 1
+    """number of CPU threads torch may use; 1 is fastest for these small networks"""
+    track: bool = False
+    """if toggled, this experiment is tracked with Weights and Biases (needs `pip install wandb`)"""
+    wandb_project_name: str = "trpo"
+    """the wandb project name"""
+    wandb_entity: Optional[str] = None
+    """the entity (team) of the wandb project"""
+    capture_video: bool = False
+    """if toggled, record videos of the first env's episodes under `videos/<run_name>` (needs moviepy and rendering)"""
+    save_model: bool = False
+    """if toggled, save the model (weights and observation statistics) to `runs/<run_name>/<exp_name>.model`
+    and evaluate it for `eval_episodes` episodes after training"""
+    eval_episodes: int = 10
+    """number of episodes of a deterministic evaluation (after training with `--save-model`, or with `--eval-model`)"""
+    eval_model: Optional[str] = None
+    """path of a saved `.model` file: skip training, evaluate it on `env_id` for `eval_episodes` episodes"""
+    config: Optional[str] = None
+    """a yaml file of arguments (such as a run's `args.yaml`) used as defaults; flags on the command line override it"""
+
+    # Algorithm specific arguments
+    env_id: str = "CartPole-v1"
+    """the id of the environment: any Gymnasium id with a Discrete action space"""
+    total_timesteps: int = 100_000
+    """total environment steps of the experiment (summed over the vectorized envs)"""
+    num_envs: int = 2
+    """the number of environments stepped together"""
+    async_envs: bool = False
+    """if toggled, step each environment in its own process (worth it only when the simulator is slow)"""
+    num_steps: int = 512
+    """the number of steps per environment in each rollout; one policy update per rollout"""
+    gamma: float = 0.99
+    """the discount factor γ"""
+    gae_lambda: float = 0.98
+    """the λ of generalized advantage estimation"""
+    target_kl: float = 0.01
+    """δ, the trust region: the largest mean KL(π_old ‖ π_new) per update"""
+    cg_iters: int = 15
+    """the number of conjugate gradient iterations for x ≈ F⁻¹g"""
+    cg_damping: float = 1e-3
+    """damping added to the Fisher matrix, (F + damping·I), for a stable conjugate gradient"""
+    backtrack_coef: float = 0.8
+    """the line search tries the step fractions backtrack_coef^i, i = 0, 1, ..."""
+    backtrack_iters: int = 15
+    """the maximum number of line-search steps before the update is rejected"""
+    fvp_sample_freq: int = 1
+    """the Fisher-vector product uses every fvp_sample_freq-th observation of the batch (1: all of them)"""
+    critic_lr: float = 1e-3
+    """the learning rate of the critic's Adam optimizer"""
+    update_epochs: int = 20
+    """the number of passes over the batch when fitting the critic"""
+    num_minibatches: int = 8
+    """the number of critic minibatches per pass (must divide the batch)"""
+    critic_l2_coef: float = 1e-3
+    """the coefficient of the L2 penalty on the critic's weights, added to its MSE loss"""
+    max_grad_norm: float = 40.0
+    """the maximum norm of the critic's gradient (clipped to it)"""
+    normalize_obs: bool = True
+    """if toggled, observations are standardized by running statistics (saved with the model)"""
+    obs_clip: float = 5.0
+    """standardized observations are clipped to [-obs_clip, obs_clip]"""
+    normalize_reward: bool = False
+    """if toggled, rewards are divided by a running standard deviation of the discounted return"""
+
+    # to be filled in runtime
+    batch_size: int = 0
+    """the batch size (computed in runtime: num_envs * num_steps)"""
+    minibatch_size: int = 0
+    """the critic's minibatch size (computed in runtime: batch_size // num_minibatches)"""
+    num_iterations: int = 0
+    """the number of policy updates (computed in runtime: total_timesteps // batch_size)"""
+
+
+class UsageError(Exception):
+    """A problem with the user's input; the command line prints its message as one line, without a traceback."""
+
+
+def validate_args(args: Args) -> Args:
+    """Check the arguments before anything is built, and fill in the fields computed at run time."""
+    positive = ["total_timesteps", "num_envs", "num_steps", "target_kl", "cg_iters", "backtrack_iters",
+                "fvp_sample_freq", "critic_lr", "update_epochs", "num_minibatches", "eval_episodes",
+                "torch_threads", "obs_clip"]
+    for name in positive:
+        if not getattr(args, name) > 0:
+            raise UsageError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+    for name in ["cg_damping", "critic_l2_coef", "max_grad_norm"]:
+        if getattr(args, name) < 0:
+            raise UsageError(f"--{name.replace('_', '-')} must be non-negative, got {getattr(args, name)}")
+    for name in ["gamma", "gae_lambda"]:
+        if not 0.0 <= getattr(args, name) <= 1.0:
+            raise UsageError(f"--{name.replace('_', '-')} must lie in [0, 1], got {getattr(args, name)}")
+    if not 0.0 < args.backtrack_coef < 1.0:
+        raise UsageError(f"--backtrack-coef must lie in (0, 1), got {args.backtrack_coef}")
+    args.batch_size = args.num_envs * args.num_steps
+    if args.batch_size % args.num_minibatches != 0:
+        raise UsageError(f"--num-minibatches {args.num_minibatches} does not divide the batch of "
+                         f"{args.batch_size} (num_envs × num_steps); choose a divisor")
+    args.minibatch_size = args.batch_size // args.num_minibatches
+    args.num_iterations = args.total_timesteps // args.batch_size
+    if args.num_iterations == 0:
+        raise UsageError(f"--total-timesteps {args.total_timesteps} is less than one batch of {args.batch_size} "
+                         f"(num_envs × num_steps); raise it or lower --num-steps")
+    return args
+
+
+def check_env_id(env_id: str):
+    """Fail early, with one line, on an id that no registry knows."""
+    if env_id.startswith("Safety"):
+        raise UsageError(f"{env_id}: Safety-Gymnasium tasks have continuous actions; use trpo_continuous.py")
+    try:
+        gym.spec(env_id)
+    except gym.error.Error as error:
+        raise UsageError(f"unknown env id {env_id!r}: {error}") from None
+
+
+class RecordEpisodeCost(gym.Wrapper):
+    """For envs that report a per-step `info["cost"]`: reports its sum as `info["episode_cost"]` at episode end."""
+
+    def reset(self, **kwargs):
+        self.episode_cost = 0.0
+        return self.env.reset(**kwargs)
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        if "cost" not in info:
+            return obs, reward, terminated, truncated, info
+        self.episode_cost += float(info["cost"])
+        if terminated or truncated:
+            info["episode_cost"] = self.episode_cost
+        return obs, reward, terminated, truncated, info
+
+
+def make_env(env_id: str, idx: int, capture_video: bool, run_name: str) -> Callable[[], gym.Env]:
+    def thunk():
+        render_mode = "rgb_array" if capture_video and idx == 0 else None
+        env = RecordEpisodeCost(gym.make(env_id, render_mode=render_mode))
+        if capture_video and idx == 0:
+            env = gym.wrappers.RecordVideo(env, f"videos/{run_name}")
+        env = gym.wrappers.RecordEpisodeStatistics(env)
+        return env
+
+    return thunk
+
+
+def check_rendering(env_id: str):
+    """`--capture-video` needs moviepy and a working renderer: fail before training, with one line, if either is missing."""
+    try:
+        import moviepy  # noqa: F401  (gymnasium's RecordVideo writes the files with it)
+    except ImportError:
+        raise UsageError("--capture-video needs moviepy: pip install moviepy") from None
+    try:
+        env = make_env(env_id, 0, False, "")()
+        env.unwrapped.render_mode = "rgb_array"
+        env.reset(seed=0)
+        frame = env.render()
+        env.close()
+    except Exception as error:
+        raise UsageError(f"--capture-video: cannot render {env_id} here ({type(error).__name__}: {error})") from None
+    if frame is None:
+        raise UsageError(f"--capture-video: {env_id} returned no frame in rgb_array mode")
+
+
+class RunningMeanStd:
+    """Running mean μ and variance σ² of a stream of batches, merged with Chan et al.'s parallel formula.
+
+    normalize(x) = clip((x − μ) / sqrt(σ² + ε), −clip, clip). Kept in NumPy: during the rollout it runs
+    once per step on a few numbers, where each torch call would cost more than the arithmetic.
+    """
+
+    def __init__(self, shape, clip: float = math.inf, epsilon: float = 1e-8):
+        self.mean = np.zeros(shape, np.float64)
+        self.var = np.ones(shape, np.float64)
+        self.count = 1e-4  # a tiny prior count, so that the first batch is not divided by zero
+        self.clip = clip
+        self.epsilon = epsilon
+
+    def update(self, batch: np.ndarray):
+        batch_mean, batch_var, batch_count = batch.mean(axis=0), batch.var(axis=0), batch.shape[0]
+        delta = batch_mean - self.mean
+        total = self.count + batch_count
+        self.mean = self.mean + delta * batch_count / total
+        self.var = (self.var * self.count + batch_var * batch_count
+                    + delta**2 * self.count * batch_count / total) / total
+        self.count = total
+
+    def normalize(self, x: np.ndarray) -> np.ndarray:
+        return np.clip((x - self.mean) / np.sqrt(self.var + self.epsilon), -self.clip, self.clip)
+
+    def state_dict(self) -> dict:
+        return {"mean": torch.as_tensor(self.mean), "var": torch.as_tensor(self.var), "count": self.count}
+
+    def load_state_dict(self, state: dict):
+        self.mean, self.var, self.count = state["mean"].numpy(), state["var"].numpy(), float(state["count"])
+
+
+class ObservationNormalizer:
+    """Standardizes observations with running statistics, or passes them through unchanged when disabled.
+    The statistics are saved with the model, so that evaluation sees observations as training did."""
+
+    def __init__(self, obs_dim: int, clip: float, enabled: bool = True):
+        self.enabled = enabled
+        self.stats = RunningMeanStd((obs_dim,), clip)
+
+    def update(self, obs: np.ndarray):
+        if self.enabled:
+            self.stats.update(obs)
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        return (self.stats.normalize(obs) if self.enabled else obs).astype(np.float32)
+
+    def state_dict(self) -> dict:
+        return {"enabled": self.enabled, "clip": self.stats.clip, **self.stats.state_dict()}
+
+    def load_state_dict(self, state: dict):
+        self.enabled, self.stats.clip = bool(state["enabled"]), float(state["clip"])
+        self.stats.load_state_dict(state)
+
+
+class RewardScaler:
+    """r̃_t = r_t / sqrt(Var[G] + ε), where G_t = γ G_{t−1} + r_t is each env's running discounted return
+    (reset at episode end). Scaling without centering keeps the sign of every reward."""
+
+    def __init__(self, num_envs: int, gamma: float):
+        self.gamma = gamma
+        self.discounted_return = np.zeros(num_envs)
+        self.stats = RunningMeanStd(())
+
+    def __call__(self, reward: np.ndarray, done: np.ndarray) -> np.ndarray:
+        self.discounted_return = self.discounted_return * self.gamma + reward
+        self.stats.update(self.discounted_return)
+        scaled = reward / np.sqrt(self.stats.var + self.stats.epsilon)
+        self.discounted_return[done] = 0.0
+        return scaled
+
+
+def layer_init(layer: nn.Linear, std: float = np.sqrt(2), bias_const: float = 0.0) -> nn.Linear:
+    torch.nn.init.orthogonal_(layer.weight, std)
+    torch.nn.init.constant_(layer.bias, bias_const)
+    return layer
+
+
+def mlp(in_dim: int, hidden_sizes, out_dim: int, out_std: float) -> nn.Sequential:
+    """A tanh MLP with orthogonal weights; out_std scales the last layer (0.01 for the policy logits keeps
+    the first policy near uniform, 1.0 for the critic)."""
+    layers, last = [], in_dim
+    for size in hidden_sizes:
+        layers += [layer_init(nn.Linear(last, size)), nn.Tanh()]
+        last = size
+    layers.append(layer_init(nn.Linear(last, out_dim), std=out_std))
+    return nn.Sequential(*layers)
+
+
+class Agent(nn.Module):
+    """π_θ(a|s) = Categorical(softmax(logits_θ(s))), and a critic V_φ(s).
+    Both take observations already normalized by the ObservationNormalizer."""
+
+    def __init__(self, obs_dim: int, n_actions: int, hidden_sizes=(64, 64)):
+        super().__init__()
+        self.hidden_sizes = tuple(hidden_sizes)
+        self.critic = mlp(obs_dim, hidden_sizes, 1, out_std=1.0)
+        self.actor = mlp(obs_dim, hidden_sizes, n_actions, out_std=0.01)
+
+    def actor_parameters(self) -> list:
+        """θ: the parameters TRPO updates (the critic is fitted separately)."""
+        return list(self.actor.parameters())
+
+    def distribution(self, obs: torch.Tensor) -> Categorical:
+        return Categorical(logits=self.actor(obs), validate_args=False)
+
+    def get_value(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.critic(obs).squeeze(-1)
+
+    def get_action_and_value(self, obs: torch.Tensor, action: Optional[torch.Tensor] = None):
+        dist = self.distribution(obs)
+        if action is None:
+            action = dist.sample()
+        return action, dist.log_prob(action), dist.entropy(), self.get_value(obs)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The mathematics of the update, one function per equation of the specification.
+# ---------------------------------------------------------------------------------------------------
+def add_truncation_bootstrap(rewards: np.ndarray, truncated: np.ndarray, final_values: np.ndarray,
+                             gamma: float) -> np.ndarray:
+    """r_t ← r_t + γ V(s_final) where the episode was truncated (time limit), not terminated.
+
+    The episode did not end in the MDP, so its return goes on beyond s_final; folding γ V(s_final) into
+    the last reward lets GAE stop at the boundary and still bootstrap from the final observation."""
+    return rewards + gamma * final_values * truncated
+
+
+def compute_gae(rewards, values, dones, next_value, next_done, gamma: float, gae_lambda: float):
+    """Generalized advantage estimation over a rollout of shape (num_steps, num_envs):
+
+        δ_t = r_t + γ (1 − d_{t+1}) V(s_{t+1}) − V(s_t)
+        Â_t = δ_t + γλ (1 − d_{t+1}) Â_{t+1},        returns R_t = Â_t + V(s_t)
+
+    with CleanRL's convention: dones[t] = 1 when observation t begins a new episode, so that d_{t+1}
+    cuts both the bootstrap and the recursion at an episode boundary. Returns (advantages, returns)."""
+    rewards, values, dones = (torch.as_tensor(x).cpu().numpy() for x in (rewards, values, dones))
+    next_value, next_done = torch.as_tensor(next_value).cpu().numpy(), torch.as_tensor(next_done).cpu().numpy()
+    advantages = np.zeros_like(values)
+    last_advantage = 0.0
+    # A NumPy loop: per-element torch calls would cost microseconds each, 20000 times per update.
+    for t in reversed(range(len(rewards))):
+        if t == len(rewards) - 1:
+            next_nonterminal, next_values = 1.0 - next_done, next_value
+        else:
+            next_nonterminal, next_values = 1.0 - dones[t + 1], values[t + 1]
+        delta = rewards[t] + gamma * next_values * next_nonterminal - values[t]
+        advantages[t] = last_advantage = delta + gamma * gae_lambda * next_nonterminal * last_advantage
+    return torch.as_tensor(advantages), torch.as_tensor(advantages + values)
+
+
+def standardize(x: torch.Tensor) -> torch.Tensor:
+    """Â ← (Â − mean(Â)) / (std(Â) + 1e-8)."""
+    return (x - x.mean()) / (x.std() + 1e-8)
+
+
+def surrogate_objective(agent: Agent, obs, actions, old_logprobs, advantages) -> torch.Tensor:
+    """L(θ) = mean_t[ π_θ(a_t|s_t) / π_old(a_t|s_t) · Â_t ], the importance-sampled surrogate of eq. (4)."""
+    ratio = torch.exp(agent.distribution(obs).log_prob(actions) - old_logprobs)
+    return (ratio * advantages).mean()
+
+
+def mean_kl(old_dist: Categorical, new_dist: Categorical) -> torch.Tensor:
+    """D̄_KL(θ_old, θ) = mean over states of KL(π_old(·|s) ‖ π_θ(·|s)) = Σ_a π_old(a|s) log(π_old(a|s) / π_θ(a|s))."""
+    return torch.distributions.kl_divergence(old_dist, new_dist).mean()
+
+
+def flat_params(params) -> torch.Tensor:
+    return torch.cat([p.data.reshape(-1) for p in params])
+
+
+def set_flat_params(params, flat: torch.Tensor):
+    offset = 0
+    for p in params:
+        p.data.copy_(flat[offset: offset + p.numel()].view_as(p))
+        offset += p.numel()
+
+
+def flat_grad(output: torch.Tensor, params, **kwargs) -> torch.Tensor:
+    return torch.cat([g.reshape(-1) for g in torch.autograd.grad(output, params, **kwargs)])
+
+
+def fisher_vector_product(agent: Agent, obs: torch.Tensor, vector: torch.Tensor, damping: float) -> torch.Tensor:
+    """(F + damping·I) v, where F = ∇²_θ D̄_KL(θ_old, θ) at θ = θ_old is the Fisher information matrix.
+
+    Double backpropagation: F v = ∇_θ[(∇_θ D̄_KL)ᵀ v], without ever forming F."""
+    params = agent.actor_parameters()
+    with torch.no_grad():
+        old_dist = agent.distribution(obs)
+    kl = mean_kl(old_dist, agent.distribution(obs))
+    grad_kl = flat_grad(kl, params, create_graph=True)
+    return flat_grad(grad_kl @ vector, params) + damping * vector
+
+
+def conjugate_gradient(Avp: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor, iters: int,
+                       residual_tol: float = 1e-10) -> torch.Tensor:
+    """Solves A x = b for symmetric positive-definite A, given only products A·p, in at most `iters` steps.
+
+    Starts at x = 0, so the first residual is r = b (no product needed); stops early once ‖r‖ < residual_tol."""
+    x = torch.zeros_like(b)
+    r = b.clone()
+    p = b.clone()
+    r_dot_r = r @ r
+    for _ in range(iters):
+        Ap = Avp(p)
+        alpha = r_dot_r / (p @ Ap)
+        x += alpha * p
+        r -= alpha * Ap
+        new_r_dot_r = r @ r
+        if new_r_dot_r.sqrt() < residual_tol:
+            break
+        p = r + (new_r_dot_r / r_dot_r) * p
+        r_dot_r = new_r_dot_r
+    return x
+
+
+def max_step_size(xHx: float, target_kl: float) -> float:
+    """β = sqrt(2δ / xᵀHx): the step βx whose quadratic-model KL, ½ (βx)ᵀ H (βx), equals δ."""
+    return math.sqrt(2.0 * target_kl / xHx)
+
+
+def backtracking_line_search(params, old_params: torch.Tensor, full_step: torch.Tensor,
+                             objective_and_kl: Callable[[], tuple], old_objective: float, target_kl: float,
+                             backtrack_coef: float, backtrack_iters: int):
+    """Tries θ = θ_old + backtrack_coef^i · full_step for i = 0, 1, ..., backtrack_iters − 1 and accepts the
+    first one whose surrogate L is finite and improved and whose mean KL ≤ δ: the spec's search on
+    L(θ) − 𝒳[D̄_KL(θ_old, θ) ≤ δ]. If none is accepted, θ_old is restored exactly.
+
+    Returns (acceptance_step, step_fraction, objective, kl); acceptance_step is i + 1, or 0 when rejected."""
+    for i in range(backtrack_iters):
+        step_fraction = backtrack_coef**i
+        set_flat_params(params, old_params + step_fraction * full_step)
+        objective, kl = objective_and_kl()
+        if math.isfinite(objective) and math.isfinite(kl) and objective > old_objective and kl <= target_kl:
+            return i + 1, step_fraction, objective, kl
+    set_flat_params(params, old_params)
+    return 0, 0.0, old_objective, 0.0
+
+
+def trpo_policy_update(agent: Agent, obs, actions, old_logprobs, advantages, args: Args) -> dict:
+    """One TRPO step on θ: g = ∇L, x ≈ F⁻¹g by conjugate gradient, β = sqrt(2δ / xᵀFx), line search along βx.
+
+    Non-finite gradients or a non-positive xᵀFx skip the update (parameters unchanged) with a warning."""
+    params = agent.actor_parameters()
+    with torch.no_grad():
+        old_dist = agent.distribution(obs)  # π_old, held fixed while θ moves
+    objective = surrogate_objective(agent, obs, actions, old_logprobs, advantages)
+    g = flat_grad(objective, params)
+    stats = {"grad_norm": g.norm().item(), "xHx": 0.0, "step_norm": 0.0, "acceptance_step": 0,
+             "expected_improvement": 0.0, "actual_improvement": 0.0, "kl": 0.0}
+    if not torch.isfinite(g).all():
+        warnings.warn("TRPO: non-finite policy gradient; policy update skipped")
+        return stats
+
+    fvp_obs = obs[:: args.fvp_sample_freq]
+    x = conjugate_gradient(lambda v: fisher_vector_product(agent, fvp_obs, v, args.cg_damping), g, args.cg_iters)
+    xHx = (x @ fisher_vector_product(agent, fvp_obs, x, args.cg_damping)).item()
+    stats["xHx"] = xHx
+    if not (math.isfinite(xHx) and xHx > 0):
+        warnings.warn(f"TRPO: xᵀFx = {xHx} is not positive; policy update skipped")
+        return stats
+    full_step = max_step_size(xHx, args.target_kl) * x
+
+    def objective_and_kl():
+        with torch.no_grad():
+            new_objective = surrogate_objective(agent, obs, actions, old_logprobs, advantages).item()
+            return new_objective, mean_kl(old_dist, agent.distribution(obs)).item()
+
+    old_params = flat_params(params)
+    acceptance_step, fraction, new_objective, kl = backtracking_line_search(
+        params, old_params, full_step, objective_and_kl, objective.item(), args.target_kl,
+        args.backtrack_coef, args.backtrack_iters)
+    stats.update(acceptance_step=acceptance_step, kl=kl, step_norm=(fraction * full_step).norm().item(),
+                 expected_improvement=fraction * (g @ full_step).item(),  # first-order model: g·(fraction βx)
+                 actual_improvement=new_objective - objective.item())
+    return stats
+
+
+def critic_update(agent: Agent, optimizer: torch.optim.Optimizer, obs, returns, args: Args) -> float:
+    """Fits V_φ to the GAE returns: update_epochs passes over shuffled minibatches, minimizing
+    mean (V_φ(s) − R)² + critic_l2_coef · ‖φ‖², with the gradient norm clipped to max_grad_norm.
+    Returns the mean squared error of the last pass."""
+    critic_params = list(agent.critic.parameters())
+    for _ in range(args.update_epochs):
+        squared_errors = []
+        for batch in torch.randperm(args.batch_size, device=obs.device).split(args.minibatch_size):
+            mse = (agent.get_value(obs[batch]) - returns[batch]).pow(2).mean()
+            loss = mse + args.critic_l2_coef * sum(p.pow(2).sum() for p in critic_params)
+            optimizer.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(critic_params, args.max_grad_norm)
+            optimizer.step()
+            squared_errors.append(mse.item())
+    return float(np.mean(squared_errors))
+
+
+def explained_variance(predicted: np.ndarray, target: np.ndarray) -> float:
+    """1 − Var[R − V] / Var[R]: 1 is a perfect critic, 0 no better than a constant."""
+    var_target = np.var(target)
+    return float("nan") if var_target == 0 else float(1 - np.var(target - predicted) / var_target)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Training
+# ---------------------------------------------------------------------------------------------------
+def choose_device(args: Args) -> torch.device:
+    if args.cuda and not torch.cuda.is_available():
+        print("warning: --cuda given but no CUDA device is available; training on the CPU", file=sys.stderr)
+    return torch.device("cuda" if args.cuda and torch.cuda.is_available() else "cpu")
+
+
+def make_vector_env(args: Args, run_name: str) -> gym.vector.VectorEnv:
+    check_env_id(args.env_id)
+    if args.capture_video:
+        check_rendering(args.env_id)
+    thunks = [make_env(args.env_id, i, args.capture_video, run_name) for i in range(args.num_envs)]
+    envs = gym.vector.AsyncVectorEnv(thunks) if args.async_envs else gym.vector.SyncVectorEnv(thunks)
+    if not isinstance(envs.single_action_space, gym.spaces.Discrete):
+        envs.close()
+        hint = " use trpo_continuous.py" if isinstance(envs.single_action_space, gym.spaces.Box) else ""
+        raise UsageError(f"{args.env_id} has a {type(envs.single_action_space).__name__} action space; "
+                         f"trpo_discrete.py needs a Discrete action space;{hint}")
+    return envs
+
+
+def save_model(path: str, agent: Agent, obs_normalizer: ObservationNormalizer, env_id: str):
+    torch.save({"format": "trpo_discrete", "env_id": env_id, "hidden_sizes": list(agent.hidden_sizes),
+                "obs_dim": agent.actor[0].in_features, "n_actions": agent.actor[-1].out_features,
+                "agent": agent.state_dict(), "obs_normalizer": obs_normalizer.state_dict()}, path)
+
+
+def load_model(path: str, device="cpu"):
+    """Returns (agent, obs_normalizer, checkpoint); one-line UsageError for a missing or foreign file."""
+    if not os.path.isfile(path):
+        raise UsageError(f"no model file at {path!r} (train with --save-model to write one)")
+    try:
+        checkpoint = torch.load(path, map_location=device, weights_only=True)
+        if checkpoint.get("format") != "trpo_discrete":
+            raise ValueError("not a trpo_discrete.py model")
+        agent = Agent(checkpoint["obs_dim"], checkpoint["n_actions"], checkpoint["hidden_sizes"]).to(device)
+        agent.load_state_dict(checkpoint["agent"])
+        obs_normalizer = ObservationNormalizer(checkpoint["obs_dim"], clip=math.inf)
+        obs_normalizer.load_state_dict(checkpoint["obs_normalizer"])
+    except Exception as error:
+        raise UsageError(f"{path!r} is not a model saved by trpo_discrete.py ({type(error).__name__})") from None
+    return agent, obs_normalizer, checkpoint
+
+
+def evaluate(model_path: str, env_id: Optional[str] = None, eval_episodes: int = 10, seed: int = 0,
+             device: str = "cpu") -> dict:
+    """Replays a saved model deterministically (the action is the most probable one) with the observation
+    statistics saved beside it, for `eval_episodes` episodes.
+    Returns mean/std of the episodic return, the mean episodic cost (envs that report one) and the raw lists."""
+    agent, obs_normalizer, checkpoint = load_model(model_path, device)
+    env_id = env_id or checkpoint["env_id"]
+    if eval_episodes <= 0:
+        raise UsageError(f"--eval-episodes must be positive, got {eval_episodes}")
+    check_env_id(env_id)
+    env = make_env(env_id, 0, False, "")()
+    if not isinstance(env.action_space, gym.spaces.Discrete) or env.observation_space.shape != (checkpoint["obs_dim"],) \
+            or env.action_space.n != checkpoint["n_actions"]:
+        raise UsageError(f"the model in {model_path!r} was trained on {checkpoint['env_id']} (obs "
+                         f"{checkpoint['obs_dim']}, {checkpoint['n_actions']} actions); {env_id} does not match")
+    returns, costs = [], []
+    obs, _ = env.reset(seed=seed)
+    while len(returns) < eval_episodes:
+        with torch.inference_mode():
+            obs_tensor = torch.as_tensor(obs_normalizer(obs[None]), device=device)
+            action = agent.distribution(obs_tensor).probs.argmax(-1)[0].item()
+        obs, _, terminated, truncated, info = env.step(action)
+        if terminated or truncated:
+            returns.append(np.asarray(info["episode"]["r"]).item())
+            costs.append(info.get("episode_cost", float("nan")))
+            obs, _ = env.reset()
+    env.close()
+    return {"mean_return": float(np.mean(returns)), "std_return": float(np.std(returns)),
+            "mean_cost": float(np.mean(costs)), "returns": returns, "costs": costs}
+
+
+def evaluation_line(evaluation: dict) -> str:
+    line = (f"evaluation over {len(evaluation['returns'])} episodes: return {evaluation['mean_return']:.2f} "
+            f"± {evaluation['std_return']:.2f}")
+    return line + (f", cost {evaluation['mean_cost']:.2f}" if math.isfinite(evaluation["mean_cost"]) else "")
+
+
+def train(args: Args) -> dict:
+    args = validate_args(dataclasses.replace(args))
+    run_name = f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
+    device = choose_device(args)
+
+    # Seeding
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    torch.backends.cudnn.deterministic = args.torch_deterministic
+    torch.set_num_threads(args.torch_threads)
+
+    envs = make_vector_env(args, run_name)
+    if args.track:
+        try:
+            import wandb
+        except ImportError:
+            raise UsageError("--track needs wandb: pip install wandb") from None
+        wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, sync_tensorboard=True,
+                   config=vars(args), name=run_name, monitor_gym=True, save_code=True)
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(f"runs/{run_name}")
+    writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in vars(args).items()))
+    with open(f"runs/{run_name}/args.yaml", "w") as f:
+        yaml.safe_dump(dataclasses.asdict(args), f, sort_keys=False)
+
+    obs_dim = int(np.prod(envs.single_observation_space.shape))
+    agent = Agent(obs_dim, int(envs.single_action_space.n)).to(device)
+    critic_optimizer = torch.optim.Adam(agent.critic.parameters(), lr=args.critic_lr)
+    obs_normalizer = ObservationNormalizer(obs_dim, args.obs_clip, enabled=args.normalize_obs)
+    reward_scaler = RewardScaler(args.num_envs, args.gamma) if args.normalize_reward else None
+
+    # Rollout storage, preallocated in NumPy: per-step writes into torch tensors cost more than the writes.
+    obs = np.zeros((args.num_steps, args.num_envs, obs_dim), np.float32)
+    actions = np.zeros((args.num_steps, args.num_envs), np.int64)
+    logprobs = np.zeros((args.num_steps, args.num_envs), np.float32)
+    rewards = np.zeros((args.num_steps, args.num_envs), np.float32)
+    dones = np.zeros((args.num_steps, args.num_envs), np.float32)
+    values = np.zeros((args.num_steps, args.num_envs), np.float32)
+
+    # Episodes run on across updates: the envs are reset once, here (OmniSafe resets every epoch, which
+    # truncates episodes early).
+    global_step = 0
+    start_time = last_print = time.time()
+    raw_obs, _ = envs.reset(seed=args.seed)
+    envs.action_space.seed(args.seed)
+    obs_normalizer.update(raw_obs.reshape(args.num_envs, obs_dim))
+    next_obs = obs_normalizer(raw_obs.reshape(args.num_envs, obs_dim))
+    next_done = np.zeros(args.num_envs, np.float32)
+    recent_returns, recent_costs, recent_lengths = deque(maxlen=20), deque(maxlen=20), deque(maxlen=20)
+
+    for iteration in range(1, args.num_iterations + 1):
+        # Rollout: num_steps steps of every env with the current policy.
+        for step in range(args.num_steps):
+            global_step += args.num_envs
+            obs[step] = next_obs
+            dones[step] = next_done
+            with torch.inference_mode():
+                action, logprob, _, value = agent.get_action_and_value(torch.from_numpy(next_obs).to(device))
+            action = action.cpu().numpy()
+            actions[step], logprobs[step], values[step] = action, logprob.cpu().numpy(), value.cpu().numpy()
+            raw_obs, reward, terminations, truncations, infos = envs.step(action)
+            done = terminations | truncations
+            if reward_scaler is not None:
+                reward = reward_scaler(reward, done)
+            bootstrap = truncations & ~terminations
+            if bootstrap.any():
+                final_obs = np.stack(infos["final_observation"][bootstrap]).reshape(-1, obs_dim)
+                with torch.inference_mode():
+                    final_values = np.zeros(args.num_envs, np.float32)
+                    final_values[bootstrap] = agent.get_value(torch.from_numpy(obs_normalizer(final_obs)).to(device)).cpu().numpy()
+                reward = add_truncation_bootstrap(reward, bootstrap, final_values, args.gamma)
+            rewards[step] = reward
+            obs_normalizer.update(raw_obs.reshape(args.num_envs, obs_dim))
+            next_obs = obs_normalizer(raw_obs.reshape(args.num_envs, obs_dim))
+            next_done = done.astype(np.float32)
+
+            if "final_info" in infos:
+                for info in infos["final_info"][infos["_final_info"]]:
+                    if "episode" not in info:
+                        continue
+                    recent_returns.append(np.asarray(info["episode"]["r"]).item())
+                    recent_lengths.append(np.asarray(info["episode"]["l"]).item())
+                    writer.add_scalar("charts/episodic_return", recent_returns[-1], global_step)
+                    writer.add_scalar("charts/episodic_length", recent_lengths[-1], global_step)
+                    if "episode_cost" in info:
+                        recent_costs.append(info["episode_cost"])
+                        writer.add_scalar("charts/episodic_cost", info["episode_cost"], global_step)
+            if time.time() - last_print >= 3.0:
+                last_print = time.time()
+                print(progress_line(global_step, args.total_timesteps, start_time, recent_returns, recent_costs),
+                      flush=True)
+
+        # Advantages: GAE(λ) on the rollout, bootstrapped from the value of the next observation.
+        with torch.inference_mode():
+            next_value = agent.get_value(torch.from_numpy(next_obs).to(device)).cpu().numpy()
+        advantages, returns = compute_gae(rewards, values, dones, next_value, next_done, args.gamma, args.gae_lambda)
+
+        # Update: one TRPO step on the policy, then the critic.
+        b_obs = torch.from_numpy(obs.reshape(-1, obs_dim)).to(device)
+        b_actions = torch.from_numpy(actions.reshape(-1)).to(device)
+        b_logprobs = torch.from_numpy(logprobs.reshape(-1)).to(device)
+        b_advantages = standardize(advantages.reshape(-1).to(device))
+        b_returns = returns.reshape(-1).to(device)
+        trpo_stats = trpo_policy_update(agent, b_obs, b_actions, b_logprobs, b_advantages, args)
+        value_loss = critic_update(agent, critic_optimizer, b_obs, b_returns, args)
+
+        # Logging
+        sps = int(global_step / (time.time() - start_time))
+        writer.add_scalar("charts/SPS", sps, global_step)
+        writer.add_scalar("losses/value_loss", value_loss, global_step)
+        writer.add_scalar("losses/explained_variance",
+                          explained_variance(values.reshape(-1), returns.reshape(-1).numpy()), global_step)
+        for name, value in trpo_stats.items():
+            writer.add_scalar(f"trpo/{name}", value, global_step)
+        with torch.no_grad():
+            writer.add_scalar("policy/entropy", agent.distribution(b_obs).entropy().mean().item(), global_step)
+
+    print(progress_line(global_step, args.total_timesteps, start_time, recent_returns, recent_costs), flush=True)
+    envs.close()
+    result = {"global_step": global_step, "episodic_return": float(np.mean(recent_returns)) if recent_returns else float("nan"),
+              "episodic_cost": float(np.mean(recent_costs)) if recent_costs else float("nan"),
+              "sps": int(global_step / (time.time() - start_time)), "run_name": run_name}
+    if args.save_model:
+        model_path = f"runs/{run_name}/{args.exp_name}.model"
+        save_model(model_path, agent, obs_normalizer, args.env_id)
+        print(f"model saved to {model_path}")
+        evaluation = evaluate(model_path, args.env_id, args.eval_episodes, seed=args.seed, device=str(device))
+        for episode, episodic_return in enumerate(evaluation["returns"]):
+            writer.add_scalar("eval/episodic_return", episodic_return, episode)
+        print(evaluation_line(evaluation))
+        result.update(model_path=model_path, eval_return=evaluation["mean_return"], eval_cost=evaluation["mean_cost"])
+    writer.close()
+    if args.track:
+        wandb.finish()
+    return result
+
+
+def progress_line(global_step: int, total: int, start_time: float, recent_returns, recent_costs) -> str:
+    elapsed = time.time() - start_time
+    sps = global_step / max(elapsed, 1e-9)
+    eta = (total - global_step) / max(sps, 1e-9)
+    line = f"step {global_step}/{total} | SPS {sps:.0f} | ETA {eta / 60:.1f} min"
+    if recent_returns:
+        line += f" | return {np.mean(recent_returns):.2f}"
+    if recent_costs:
+        line += f" | cost {np.mean(recent_costs):.2f}"
+    return line
+
+
+def parse_args(argv=None) -> Args:
+    """Command line → Args. With `--config PATH`, the yaml file's values become the defaults that flags override."""
+    import tyro
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    defaults = Args()
+    for i, token in enumerate(argv):
+        config_path = argv[i + 1] if token == "--config" and i + 1 < len(argv) else \
+            token.split("=", 1)[1] if token.startswith("--config=") else None
+        if config_path is None:
+            continue
+        if not os.path.isfile(config_path):
+            raise UsageError(f"no config file at {config_path!r}")
+        with open(config_path) as f:
+            values = yaml.safe_load(f) or {}
+        fields = {field.name for field in dataclasses.fields(Args)}
+        unknown = sorted(set(values) - fields)
+        if not isinstance(values, dict) or unknown:
+            raise UsageError(f"{config_path!r}: unknown argument(s) {unknown}; a config holds Args fields")
+        defaults = dataclasses.replace(defaults, **values)
+    return tyro.cli(Args, default=defaults, args=argv)
+
+
+def main():
+    try:
+        args = parse_args()
+        if args.eval_model:
+            print(evaluation_line(evaluate(args.eval_model, args.env_id, args.eval_episodes, args.seed)))
+        else:
+            train(args)
+    except UsageError as error:
+        sys.exit(f"error: {error}")
+
+
+if __name__ == "__main__":
+    main()
