@@ -2,22 +2,31 @@
 
     python benchmark/speed.py --env-id HalfCheetah-v4 --total-timesteps 100000
     python benchmark/speed.py --env-id SafetyPointGoal1-v0 --num-envs 2 --async-envs
+    python benchmark/speed.py --env-id HalfCheetah-v4 --peers     # after: bash benchmark/peers/setup.sh
 
 (a) raw: the same vectorized envs as training (the script's own `make_vector_env`) stepped with random
 actions; (b) training: `train()` with the script's defaults for this env and vectorization. The raw
 simulator is measured before and after training and averaged, so that a machine whose speed drifts
-affects both sides alike. Prints training SPS / raw SPS. Runs are written to a temporary folder."""
+affects both sides alike. Prints training SPS / raw SPS. With --peers (one env only), also (c) SB3-contrib's
+and OmniSafe's TRPO on the same task with the same batch, conjugate-gradient iterations and critic passes
+(benchmark/peers/*_trpo.py, each in its own virtual environment), and prints our SPS over theirs.
+Runs are written to a temporary folder."""
 import dataclasses
 import importlib
 import os
+import re
+import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from typing import Optional
 
 import tyro
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+PEERS = {"SB3-contrib": "sb3", "OmniSafe": "omnisafe"}  # name: benchmark/peers/<key>_trpo.py in .venv-<key>
 
 
 @dataclass
@@ -32,8 +41,12 @@ class Args:
     """if toggled, one process per environment, for both measurements"""
     total_timesteps: int = 100_000
     """environment steps of the training measurement (include at least one update: num_steps × num_envs)"""
+    num_steps: Optional[int] = None
+    """steps per env per update, for ours and the peers (default: the script's own default)"""
     raw_steps: int = 20_000
     """environment steps of each raw-simulator measurement"""
+    peers: bool = False
+    """if toggled, also measure SB3-contrib's and OmniSafe's TRPO (one env; SB3-contrib not on Safety* ids)"""
 
 
 def raw_sps(module, script_args, steps: int) -> float:
@@ -49,21 +62,52 @@ def raw_sps(module, script_args, steps: int) -> float:
     return steps // script_args.num_envs * script_args.num_envs / elapsed
 
 
+def peer_sps(key: str, args: Args, num_steps: int, minibatch_size: int, target_kl: float) -> float:
+    """Training SPS of one peer's TRPO, run by its script in its own virtual environment."""
+    python = os.path.join(REPO, "benchmark", "peers", f".venv-{key}", "bin", "python")
+    if not os.path.exists(python):
+        raise SystemExit(f"error: {python} is missing; run: bash benchmark/peers/setup.sh")
+    command = [python, os.path.join(REPO, "benchmark", "peers", f"{key}_trpo.py"), "--env-id", args.env_id,
+               "--total-timesteps", str(args.total_timesteps), "--num-steps", str(num_steps),
+               "--minibatch-size", str(minibatch_size)]
+    command += ["--target-kl", str(target_kl)] if key == "sb3" else []
+    output = subprocess.run(command, capture_output=True, text=True).stdout
+    found = re.findall(r"^SPS (\d+)$", output, re.MULTILINE)
+    if not found:
+        raise SystemExit(f"error: {' '.join(command)} printed no SPS line; run it by hand to see why")
+    return float(found[-1])
+
+
 def main(args: Args):
+    if args.peers and (args.num_envs != 1 or args.async_envs or args.script != "trpo_continuous"):
+        raise SystemExit("error: --peers measures trpo_continuous with one env: drop --script, --num-envs, --async-envs")
     module = importlib.import_module(args.script)
     script_args = dataclasses.replace(module.Args(), env_id=args.env_id, num_envs=args.num_envs,
                                       async_envs=args.async_envs, total_timesteps=args.total_timesteps,
                                       exp_name="speed")
+    if args.num_steps is not None:
+        script_args = dataclasses.replace(script_args, num_steps=args.num_steps)
+    try:
+        minibatch_size = module.validate_args(dataclasses.replace(script_args)).minibatch_size
+    except module.UsageError as error:
+        raise SystemExit(f"error: {error}") from None
+    start_dir = os.getcwd()
     with tempfile.TemporaryDirectory() as folder:
         os.chdir(folder)
         raw_before = raw_sps(module, script_args, args.raw_steps)
         training = module.train(script_args)["sps"]
         raw_after = raw_sps(module, script_args, args.raw_steps)
-    raw = (raw_before + raw_after) / 2
-    print(f"{args.env_id}, {args.num_envs} env(s){' async' if args.async_envs else ''}: "
-          f"raw {raw:.0f} SPS (before {raw_before:.0f}, after {raw_after:.0f}), training {training} SPS, "
-          f"training / raw = {training / raw:.2f}")
-
+        raw = (raw_before + raw_after) / 2
+        print(f"{args.env_id}, {args.num_envs} env(s){' async' if args.async_envs else ''}: "
+              f"raw {raw:.0f} SPS (before {raw_before:.0f}, after {raw_after:.0f}), training {training} SPS, "
+              f"training / raw = {training / raw:.2f}", flush=True)
+        for name, key in PEERS.items() if args.peers else []:
+            if key == "sb3" and args.env_id.startswith("Safety"):
+                print(f"{name}: not run (its environment has no Safety-Gymnasium)")
+                continue
+            theirs = peer_sps(key, args, script_args.num_steps, minibatch_size, script_args.target_kl)
+            print(f"{name} TRPO: {theirs:.0f} SPS; ours / theirs = {training / theirs:.2f}", flush=True)
+        os.chdir(start_dir)
 
 if __name__ == "__main__":
     main(tyro.cli(Args))

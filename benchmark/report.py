@@ -1,0 +1,181 @@
+"""Tables and learning curves from the TensorBoard logs of a results folder (`benchmark/run.py` fills one):
+
+    python benchmark/report.py benchmark/results/main
+    python benchmark/report.py benchmark/results/main --thresholds CartPole-v1 475 HalfCheetah-v4 1500
+
+Writes `<results-dir>/report.md` (also printed) and one `<env_id>.png` per env: the return (and the cost,
+for envs that report one) against steps, the mean over seeds with a band of ± one standard deviation,
+one line per `exp_name`. Beside each env's table stand the published results for the same task
+(benchmark/reference-results.md, with their sources and settings).
+
+return / cost: the mean over the last `window` episodes (the window of the console and of train());
+eval: the mean return of the deterministic evaluation that `--save-model` runs; steps to threshold: the
+first step at which the moving mean return reaches the env's threshold; "return at S": the moving mean at
+S = k/curve_points of the env's total_timesteps, k = 1, 2, ...: a coarse learning curve in numbers."""
+import glob
+import os
+import dataclasses
+from dataclasses import dataclass
+import warnings
+from typing import Dict
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no screen needed
+import matplotlib.pyplot as plt
+import numpy as np
+import tyro
+import yaml
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+# Published TRPO results for the same tasks: benchmark/reference-results.md gives the sources.
+PUBLISHED = {
+    "CartPole-v1": ["SB3-contrib, rl-baselines3-zoo: 500.0 ± 0.0 (1e5 steps, one run, deterministic evaluation)"],
+    "HalfCheetah-v4": ["SB3-contrib, rl-baselines3-zoo: 1785.5 ± 68.7 (HalfCheetah-v3, 1e6 steps, one run, "
+                       "deterministic evaluation; 2 envs × 1024 steps, target_kl 0.04 averaged = 0.24 summed here)",
+                       "Tianshou: 4471.2 ± 804.9 (HalfCheetah-v3, best mean within 1e6 steps, 10 seeds, 16 envs)"],
+    "Hopper-v4": ["SB3-contrib, rl-baselines3-zoo: 3618.4 ± 356.8 (Hopper-v3, 1e6 steps, one run, deterministic evaluation)",
+                  "Tianshou: 2046.0 ± 1037.9 (Hopper-v3, best mean within 1e6 steps, 10 seeds, 16 envs)"],
+    "SafetyPointGoal1-v0": ["OmniSafe TRPO: return 27.20 ± 0.44, cost 45.88 ± 11.27 (1e7 steps, 5 seeds)"],
+    "SafetyHalfCheetahVelocity-v1": ["OmniSafe TRPO: return 6490.76 ± 2507.18, cost 734.26 ± 321.88 (1e7 steps, 5 seeds)"],
+}
+
+
+@dataclass
+class Args:
+    results_dir: tyro.conf.Positional[str]
+    """a results folder: its runs/ holds one folder per run (TensorBoard logs and args.yaml)"""
+    thresholds: Dict[str, float] = dataclasses.field(default_factory=lambda: {"CartPole-v1": 475.0})
+    """per env id, report the first step at which the moving mean return reaches this value"""
+    curve_points: int = 4
+    """report the moving mean return (and cost) after each 1/curve_points of the env's total_timesteps"""
+    window: int = 20
+    """the number of most recent episodes averaged"""
+
+
+def scalars(accumulator: EventAccumulator, tag: str):
+    """(steps, values) of one TensorBoard tag; empty arrays when the run did not log it."""
+    if tag not in accumulator.Tags()["scalars"]:
+        return np.array([], int), np.array([])
+    events = accumulator.Scalars(tag)
+    return np.array([e.step for e in events]), np.array([e.value for e in events])
+
+
+def moving_mean_at(steps: np.ndarray, values: np.ndarray, at_steps, window: int) -> np.ndarray:
+    """For each step s of at_steps, the mean of the last `window` values logged at or before s (nan if none)."""
+    counts = np.searchsorted(steps, at_steps, side="right")
+    cumulative = np.concatenate([[0.0], np.cumsum(values)])
+    starts = np.maximum(counts - window, 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, (cumulative[counts] - cumulative[starts]) / (counts - starts), np.nan)
+
+
+def load_run(run_dir: str, args: Args) -> dict:
+    accumulator = EventAccumulator(run_dir, size_guidance={"scalars": 0})
+    accumulator.Reload()
+    with open(os.path.join(run_dir, "args.yaml")) as f:
+        run_args = yaml.safe_load(f)
+    steps, returns = scalars(accumulator, "charts/episodic_return")
+    cost_steps, costs = scalars(accumulator, "charts/episodic_cost")
+    sps_steps, sps = scalars(accumulator, "charts/SPS")
+    _, eval_returns = scalars(accumulator, "eval/episodic_return")
+    if len(sps_steps) == 0:
+        raise SystemExit(f"error: {run_dir} has no finished update (no charts/SPS); is the run finished?")
+    reached = None
+    if run_args["env_id"] in args.thresholds:
+        moving = moving_mean_at(steps, returns, steps, args.window)
+        above = np.flatnonzero((moving >= args.thresholds[run_args["env_id"]]) & (np.arange(len(steps)) >= args.window - 1))
+        reached = int(steps[above[0]]) if len(above) else None
+    last_step = int(sps_steps[-1])
+    return {"env": run_args["env_id"], "exp": run_args["exp_name"], "seed": run_args["seed"], "steps": last_step,
+            "budget": run_args["total_timesteps"],
+            "episodes": (steps, returns, cost_steps, costs),
+            "return": moving_mean_at(steps, returns, [last_step], args.window)[0],
+            "cost": moving_mean_at(cost_steps, costs, [last_step], args.window)[0],
+            "eval": eval_returns.mean() if len(eval_returns) else float("nan"), "reached": reached, "sps": sps[-1],
+            "wall_min": (accumulator.Scalars("charts/SPS")[-1].wall_time - accumulator.FirstEventTimestamp()) / 60}
+
+
+def mean_std(values) -> str:
+    """mean ± std over the runs that have a value; "(k of n)" when some do not."""
+    values = np.asarray(values, float)
+    known = int((~np.isnan(values)).sum())
+    if known == 0:
+        return "-"
+    return f"{np.nanmean(values):.1f} ± {np.nanstd(values):.1f}" + (f" ({known} of {len(values)})" if known < len(values) else "")
+
+
+def env_tables(runs: list, args: Args) -> list:
+    """Markdown lines for one env: a row per (exp_name, seed), a row per exp_name over its seeds, the published results."""
+    with_cost = any(not np.isnan(r["cost"]) for r in runs)
+    header = ["exp_name", "seed", "steps", "return"] + ["cost"] * with_cost + ["eval return"]
+    threshold = args.thresholds.get(runs[0]["env"])
+    header += [f"steps to {threshold:g}"] if threshold is not None else []
+    header += ["SPS", "wall (min)"]
+    budget = max(r["budget"] for r in runs)
+    at = [budget * k // args.curve_points for k in range(1, args.curve_points + 1)]
+    header += [f"return{' (cost)' * with_cost} at {s}" for s in at]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in runs:
+        steps, returns, cost_steps, costs = r["episodes"]
+        curve = zip(moving_mean_at(steps, returns, at, args.window), moving_mean_at(cost_steps, costs, at, args.window))
+        cells = [r["exp"], r["seed"], r["steps"], f"{r['return']:.1f}"] + [f"{r['cost']:.1f}"] * with_cost
+        cells += [f"{r['eval']:.1f}" if not np.isnan(r["eval"]) else "-"]
+        cells += [r["reached"] if r["reached"] is not None else "not reached"] * (threshold is not None)
+        cells += [f"{r['sps']:.0f}", f"{r['wall_min']:.1f}"] + [f"{ret:.1f}" + f" ({cost:.1f})" * with_cost if s <= r["budget"] else "-" for s, (ret, cost) in zip(at, curve)]
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    lines += ["", "| exp_name | seeds | steps | return | " + "cost | " * with_cost + "eval return | SPS | wall (min) |",
+              "|---|---|---|---|" + "---|" * with_cost + "---|---|---|"]
+    for exp in sorted({r["exp"] for r in runs}):
+        group = [r for r in runs if r["exp"] == exp]
+        cells = [exp, len(group), max(r["steps"] for r in group), mean_std([r["return"] for r in group])]
+        cells += [mean_std([r["cost"] for r in group])] * with_cost + [mean_std([r["eval"] for r in group])]
+        cells += [f"{np.mean([r['sps'] for r in group]):.0f}", f"{np.mean([r['wall_min'] for r in group]):.1f}"]
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    lines += ["", "Published: " + ("; ".join(PUBLISHED[runs[0]["env"]]) if runs[0]["env"] in PUBLISHED else "none listed.")]
+    return lines
+
+
+def plot_env(runs: list, path: str, window: int):
+    """Return (and cost) against steps: per exp_name, the mean moving return over seeds ± one std."""
+    with_cost = any(not np.isnan(r["cost"]) for r in runs)
+    fig, axes = plt.subplots(1, 1 + with_cost, figsize=(6 + 5 * with_cost, 4), squeeze=False)
+    grid = np.linspace(0, max(r["steps"] for r in runs), 200)
+    for exp in sorted({r["exp"] for r in runs}):
+        group = [r for r in runs if r["exp"] == exp]
+        for ax, (steps_i, values_i), label in zip(axes[0], [(0, 1), (2, 3)], ["return", "cost"]):
+            curves = np.array([moving_mean_at(r["episodes"][steps_i], r["episodes"][values_i], grid, window) for r in group])
+            if np.isnan(curves).all():
+                continue
+            with warnings.catch_warnings():  # before the first episode ends, a grid point has no value
+                warnings.simplefilter("ignore", RuntimeWarning)
+                mean, std = np.nanmean(curves, axis=0), np.nanstd(curves, axis=0)
+            (line,) = ax.plot(grid, mean, label=f"{exp} ({len(group)} seed{'s' * (len(group) > 1)})")
+            ax.fill_between(grid, mean - std, mean + std, color=line.get_color(), alpha=0.2)
+            ax.set_xlabel("environment steps")
+            ax.set_ylabel(f"episodic {label} (mean of last {window} episodes)")
+            ax.grid(alpha=0.3)
+    axes[0][0].legend()
+    fig.suptitle(runs[0]["env"])
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main(args: Args):
+    run_dirs = sorted(glob.glob(os.path.join(args.results_dir, "runs", "*", "args.yaml")))
+    if not run_dirs:
+        raise SystemExit(f"error: no run in {args.results_dir}/runs; run benchmark/run.py --results-dir {args.results_dir} first")
+    runs = sorted((load_run(os.path.dirname(d), args) for d in run_dirs), key=lambda r: (r["env"], r["exp"], r["seed"]))
+    lines = [f"# Results in {args.results_dir}", ""]
+    for env in sorted({r["env"] for r in runs}):
+        env_runs = [r for r in runs if r["env"] == env]
+        plot_env(env_runs, os.path.join(args.results_dir, f"{env}.png"), args.window)
+        lines += [f"## {env}", "", f"![{env}]({env}.png)", ""] + env_tables(env_runs, args) + [""]
+    with open(os.path.join(args.results_dir, "report.md"), "w") as f:
+        f.write("\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main(tyro.cli(Args))
