@@ -84,7 +84,8 @@ def load_run(run_dir: str, args: Args) -> dict:
     reached = None
     if run_args["env_id"] in args.thresholds:
         moving = moving_mean_at(steps, returns, steps, args.window)
-        above = np.flatnonzero((moving >= args.thresholds[run_args["env_id"]]) & (np.arange(len(steps)) >= args.window - 1))
+        full_window = np.arange(len(steps)) >= args.window - 1
+        above = np.flatnonzero((moving >= args.thresholds[run_args["env_id"]]) & full_window)
         reached = int(steps[above[0]]) if len(above) else None
     last_step = int(sps_steps[-1])
     return {"env": run_args["env_id"], "exp": run_args["exp_name"], "seed": run_args["seed"], "steps": last_step,
@@ -102,7 +103,8 @@ def mean_std(values) -> str:
     known = int((~np.isnan(values)).sum())
     if known == 0:
         return "-"
-    return f"{np.nanmean(values):.1f} ± {np.nanstd(values):.1f}" + (f" ({known} of {len(values)})" if known < len(values) else "")
+    some = f" ({known} of {len(values)})" if known < len(values) else ""
+    return f"{np.nanmean(values):.1f} ± {np.nanstd(values):.1f}{some}"
 
 
 def env_tables(runs: list, args: Args) -> list:
@@ -122,7 +124,8 @@ def env_tables(runs: list, args: Args) -> list:
         cells = [r["exp"], r["seed"], r["steps"], f"{r['return']:.1f}"] + [f"{r['cost']:.1f}"] * with_cost
         cells += [f"{r['eval']:.1f}" if not np.isnan(r["eval"]) else "-"]
         cells += [r["reached"] if r["reached"] is not None else "not reached"] * (threshold is not None)
-        cells += [f"{r['sps']:.0f}", f"{r['wall_min']:.1f}"] + [f"{ret:.1f}" + f" ({cost:.1f})" * with_cost if s <= r["budget"] else "-" for s, (ret, cost) in zip(at, curve)]
+        cells += [f"{r['sps']:.0f}", f"{r['wall_min']:.1f}"]
+        cells += [f"{ret:.1f}" + f" ({cost:.1f})" * with_cost if s <= r["budget"] else "-" for s, (ret, cost) in zip(at, curve)]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     lines += ["", "| exp_name | seeds | steps | return | " + "cost | " * with_cost + "eval return | SPS | wall (min) |",
               "|---|---|---|---|" + "---|" * with_cost + "---|---|---|"]
@@ -144,7 +147,8 @@ def plot_env(runs: list, path: str, window: int):
     for exp in sorted({r["exp"] for r in runs}):
         group = [r for r in runs if r["exp"] == exp]
         for ax, (steps_i, values_i), label in zip(axes[0], [(0, 1), (2, 3)], ["return", "cost"]):
-            curves = np.array([moving_mean_at(r["episodes"][steps_i], r["episodes"][values_i], grid, window) for r in group])
+            curves = np.array([moving_mean_at(r["episodes"][steps_i], r["episodes"][values_i], grid, window)
+                               for r in group])
             if np.isnan(curves).all():
                 continue
             with warnings.catch_warnings():  # before the first episode ends, a grid point has no value
@@ -165,7 +169,8 @@ def plot_env(runs: list, path: str, window: int):
 def main(args: Args):
     run_dirs = sorted(glob.glob(os.path.join(args.results_dir, "runs", "*", "args.yaml")))
     if not run_dirs:
-        raise SystemExit(f"error: no run in {args.results_dir}/runs; run benchmark/run.py --results-dir {args.results_dir} first")
+        raise SystemExit(f"error: no run in {args.results_dir}/runs; "
+                         f"run benchmark/run.py --results-dir {args.results_dir} first")
     runs = sorted((load_run(os.path.dirname(d), args) for d in run_dirs), key=lambda r: (r["env"], r["exp"], r["seed"]))
     lines = [f"# Results in {args.results_dir}", ""]
     for env in sorted({r["env"] for r in runs}):
