@@ -81,14 +81,17 @@ def peer_sps(key: str, args: Args, num_steps: int, minibatch_size: int, target_k
 def main(args: Args):
     if args.peers and (args.num_envs != 1 or args.async_envs or args.script != "trpo_continuous"):
         raise SystemExit("error: --peers measures trpo_continuous with one env: drop --script, --num-envs, --async-envs")
+    if args.script not in ("trpo_continuous", "trpo_discrete"):
+        raise SystemExit(f"error: --script must be trpo_continuous or trpo_discrete, not {args.script}")
     module = importlib.import_module(args.script)
     script_args = dataclasses.replace(module.Args(), env_id=args.env_id, num_envs=args.num_envs,
                                       async_envs=args.async_envs, total_timesteps=args.total_timesteps,
                                       exp_name="speed")
     if args.num_steps is not None:
         script_args = dataclasses.replace(script_args, num_steps=args.num_steps)
-    try:
+    try:  # the script's own checks: sizes, env id, action space
         minibatch_size = module.validate_args(dataclasses.replace(script_args)).minibatch_size
+        module.make_vector_env(script_args, run_name="speed").close()
     except module.UsageError as error:
         raise SystemExit(f"error: {error}") from None
     start_dir = os.getcwd()
