@@ -10,7 +10,7 @@ import time
 import warnings
 from collections import deque
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, Literal, Optional, Tuple
 
 import gymnasium as gym
 import numpy as np
@@ -97,6 +97,39 @@ class Args:
     """if toggled, rewards are divided by a running standard deviation of the discounted return"""
     log_std_init: float = 0.0
     """the initial log standard deviation of the Gaussian policy (state independent)"""
+    std_schedule: Optional[Tuple[float, float]] = None
+    """START END: before each rollout, set σ = START + (END − START)·k/(K − 1) in iteration k = 0..K−1, for all
+    action dimensions (OmniSafe's exploration_noise_anneal over its std_range); the TRPO step still moves σ
+    within an update. Unset (the default): σ is learned from log_std_init"""
+    anneal_lr: bool = False
+    """if toggled, the critics' learning rate decays linearly from critic_lr to 0 over the run (OmniSafe's linear_lr_decay)"""
+
+    # Networks
+    hidden_sizes: Tuple[int, ...] = (64, 64)
+    """the hidden layer sizes of the policy and of each critic (separate networks)"""
+    activation: Literal["tanh", "relu"] = "tanh"
+    """the activation function of the hidden layers"""
+    weight_init: Literal["orthogonal", "pytorch"] = "orthogonal"
+    """orthogonal: CleanRL's (gain √2, the last layer's 0.01 for the policy mean, 1 for the critics); pytorch:
+    nn.Linear's default uniform initialization, which is OmniSafe's kaiming_uniform"""
+
+    # Safe RL: envs whose info reports a per-step cost (every Safety-Gymnasium task)
+    use_cost_critic: bool = False
+    """if toggled, also fit a cost critic V^c to the discounted cost returns and log its loss (implied by cost_limit)"""
+    cost_gamma: float = 0.99
+    """the discount factor γ_c of the cost returns"""
+    cost_gae_lambda: float = 0.95
+    """the λ of the cost advantages' GAE"""
+    standardize_cost_advantages: bool = True
+    """if toggled, cost advantages are standardized like the reward advantages (the spec's standardized_cost;
+    OmniSafe only centers them)"""
+    cost_limit: Optional[float] = None
+    """d: if set, TRPO-Lagrangian keeps the mean episodic cost J_c under d with a multiplier λ ≥ 0 and the
+    surrogate's advantage (A_r − λ·A_c) / (1 + λ); unset, plain TRPO"""
+    lagrange_lr: float = 0.035
+    """the learning rate η of the multiplier's step λ ← max(0, λ + η (J_c − d)), once per iteration"""
+    lagrange_multiplier_init: float = 0.0
+    """the multiplier λ at the start of the run"""
 
     # to be filled in runtime
     batch_size: int = 0
@@ -115,18 +148,24 @@ def validate_args(args: Args) -> Args:
     """Check the arguments before anything is built, and fill in the fields computed at run time."""
     positive = ["total_timesteps", "num_envs", "num_steps", "target_kl", "cg_iters", "backtrack_iters",
                 "fvp_sample_freq", "critic_lr", "update_epochs", "num_minibatches", "eval_episodes",
-                "torch_threads", "obs_clip"]
+                "torch_threads", "obs_clip", "lagrange_lr"]
     for name in positive:
         if not getattr(args, name) > 0:
             raise UsageError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
-    for name in ["cg_damping", "critic_l2_coef", "max_grad_norm"]:
+    for name in ["cg_damping", "critic_l2_coef", "max_grad_norm", "lagrange_multiplier_init"]:
         if getattr(args, name) < 0:
             raise UsageError(f"--{name.replace('_', '-')} must be non-negative, got {getattr(args, name)}")
-    for name in ["gamma", "gae_lambda"]:
+    for name in ["gamma", "gae_lambda", "cost_gamma", "cost_gae_lambda"]:
         if not 0.0 <= getattr(args, name) <= 1.0:
             raise UsageError(f"--{name.replace('_', '-')} must lie in [0, 1], got {getattr(args, name)}")
     if not 0.0 < args.backtrack_coef < 1.0:
         raise UsageError(f"--backtrack-coef must lie in (0, 1), got {args.backtrack_coef}")
+    if not args.hidden_sizes or min(args.hidden_sizes) <= 0:
+        raise UsageError(f"--hidden-sizes needs one or more positive sizes, got {args.hidden_sizes}")
+    if args.std_schedule is not None and min(args.std_schedule) <= 0:
+        raise UsageError(f"--std-schedule needs two positive standard deviations, got {args.std_schedule}")
+    if args.cost_limit is not None and args.cost_limit < 0:
+        raise UsageError(f"--cost-limit must be non-negative, got {args.cost_limit}")
     args.batch_size = args.num_envs * args.num_steps
     if args.batch_size % args.num_minibatches != 0:
         raise UsageError(f"--num-minibatches {args.num_minibatches} does not divide the batch of "
@@ -186,7 +225,8 @@ def check_env_id(env_id: str):
 
 
 class RecordEpisodeCost(gym.Wrapper):
-    """Sums Safety-Gymnasium's per-step `info["cost"]` and reports the sum as `info["episode_cost"]` at episode end."""
+    """For envs that report a per-step `info["cost"]` (Safety-Gymnasium's, moved into info): reports its sum as
+    `info["episode_cost"]` at episode end."""
 
     def reset(self, **kwargs):
         self.episode_cost = 0.0
@@ -194,6 +234,8 @@ class RecordEpisodeCost(gym.Wrapper):
 
     def step(self, action):
         obs, reward, terminated, truncated, info = self.env.step(action)
+        if "cost" not in info:
+            return obs, reward, terminated, truncated, info
         self.episode_cost += float(info["cost"])
         if terminated or truncated:
             info["episode_cost"] = self.episode_cost
@@ -209,9 +251,9 @@ def make_env(env_id: str, idx: int, capture_video: bool, run_name: str) -> Calla
             # Safety-Gymnasium steps return (obs, reward, cost, terminated, truncated, info); this moves
             # the cost into info so that the usual Gymnasium wrappers and vector envs apply.
             env = safety_gymnasium.wrappers.SafetyGymnasium2Gymnasium(env)
-            env = RecordEpisodeCost(env)
         else:
             env = gym.make(env_id, render_mode=render_mode)
+        env = RecordEpisodeCost(env)
         if capture_video and idx == 0:
             env = gym.wrappers.RecordVideo(env, f"videos/{run_name}")
         env = gym.wrappers.RecordEpisodeStatistics(env)
@@ -318,27 +360,39 @@ def layer_init(layer: nn.Linear, std: float = np.sqrt(2), bias_const: float = 0.
     return layer
 
 
-def mlp(in_dim: int, hidden_sizes, out_dim: int, out_std: float) -> nn.Sequential:
-    """A tanh MLP with orthogonal weights; out_std scales the last layer (0.01 for the policy mean keeps
-    the first actions near 0, 1.0 for the critic)."""
+ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU}
+
+
+def mlp(in_dim: int, hidden_sizes, out_dim: int, out_std: float, activation: str = "tanh",
+        weight_init: str = "orthogonal") -> nn.Sequential:
+    """An MLP. With orthogonal initialization, out_std scales the last layer (0.01 for the policy mean keeps
+    the first actions near 0, 1.0 for a critic); "pytorch" keeps nn.Linear's own initialization."""
+    init = layer_init if weight_init == "orthogonal" else lambda layer, std=None: layer
     layers, last = [], in_dim
     for size in hidden_sizes:
-        layers += [layer_init(nn.Linear(last, size)), nn.Tanh()]
+        layers += [init(nn.Linear(last, size)), ACTIVATIONS[activation]()]
         last = size
-    layers.append(layer_init(nn.Linear(last, out_dim), std=out_std))
+    layers.append(init(nn.Linear(last, out_dim), std=out_std))
     return nn.Sequential(*layers)
 
 
 class Agent(nn.Module):
-    """π_θ(a|s) = N(μ_θ(s), diag(σ²)) with a state-independent log σ, and a critic V_φ(s).
-    Both take observations already normalized by the ObservationNormalizer."""
+    """π_θ(a|s) = N(μ_θ(s), diag(σ²)) with a state-independent log σ, a critic V_φ(s), and optionally a
+    cost critic V^c_ψ(s). All take observations already normalized by the ObservationNormalizer."""
 
-    def __init__(self, obs_dim: int, act_dim: int, hidden_sizes=(64, 64), log_std_init: float = 0.0):
+    def __init__(self, obs_dim: int, act_dim: int, hidden_sizes=(64, 64), log_std_init: float = 0.0,
+                 activation: str = "tanh", weight_init: str = "orthogonal", cost_critic: bool = False):
         super().__init__()
-        self.hidden_sizes = tuple(hidden_sizes)
-        self.critic = mlp(obs_dim, hidden_sizes, 1, out_std=1.0)
-        self.actor_mean = mlp(obs_dim, hidden_sizes, act_dim, out_std=0.01)
+        self.hidden_sizes, self.activation, self.weight_init = tuple(hidden_sizes), activation, weight_init
+        self.critic = mlp(obs_dim, hidden_sizes, 1, 1.0, activation, weight_init)
+        self.actor_mean = mlp(obs_dim, hidden_sizes, act_dim, 0.01, activation, weight_init)
         self.actor_logstd = nn.Parameter(torch.full((act_dim,), float(log_std_init)))
+        self.cost_critic = None
+        if cost_critic:
+            # Drawn from a copy of the random stream, so that adding a cost critic changes no other random
+            # number of the run: with λ = 0 the policy and the reward critic stay those of plain TRPO.
+            with torch.random.fork_rng(devices=[]):
+                self.cost_critic = mlp(obs_dim, hidden_sizes, 1, 1.0, activation, weight_init)
 
     def actor_parameters(self) -> list:
         """θ: the parameters TRPO updates (the critic is fitted separately)."""
@@ -353,6 +407,9 @@ class Agent(nn.Module):
 
     def get_value(self, obs: torch.Tensor) -> torch.Tensor:
         return self.critic(obs).squeeze(-1)
+
+    def get_cost_value(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.cost_critic(obs).squeeze(-1)
 
     def get_action_and_value(self, obs: torch.Tensor, action: Optional[torch.Tensor] = None):
         dist = self.distribution(obs)
@@ -399,6 +456,23 @@ def compute_gae(rewards, values, dones, next_value, next_done, gamma: float, gae
 def standardize(x: torch.Tensor) -> torch.Tensor:
     """Â ← (Â − mean(Â)) / (std(Â) + 1e-8)."""
     return (x - x.mean()) / (x.std() + 1e-8)
+
+
+def update_lagrange_multiplier(lagrange_multiplier: float, mean_episode_cost: float, cost_limit: float,
+                               lagrange_lr: float) -> float:
+    """λ ← max(0, λ + η (J_c − d)): a gradient ascent step on the Lagrangian's λ·(J_c − d), projected on λ ≥ 0.
+
+    J_c is the mean episodic cost of the rollout just collected: λ grows while J_c exceeds the limit d and
+    shrinks back to 0 once the policy is safe, where the update becomes plain TRPO's again."""
+    return max(0.0, lagrange_multiplier + lagrange_lr * (mean_episode_cost - cost_limit))
+
+
+def penalized_advantages(reward_advantages: torch.Tensor, cost_advantages: torch.Tensor,
+                         lagrange_multiplier: float) -> torch.Tensor:
+    """Â = (Â_r − λ Â_c) / (1 + λ): the advantage of the Lagrangian r − λc, divided by (1 + λ) so that its scale
+    stays that of Â_r however large λ grows. TRPO's step and line search then run unchanged on this Â: the
+    line search accepts a step when it improves the penalized surrogate inside the trust region."""
+    return (reward_advantages - lagrange_multiplier * cost_advantages) / (1.0 + lagrange_multiplier)
 
 
 def surrogate_objective(agent: Agent, obs, actions, old_logprobs, advantages) -> torch.Tensor:
@@ -523,22 +597,30 @@ def trpo_policy_update(agent: Agent, obs, actions, old_logprobs, advantages, arg
     return stats
 
 
-def critic_update(agent: Agent, optimizer: torch.optim.Optimizer, obs, returns, args: Args) -> float:
-    """Fits V_φ to the GAE returns: update_epochs passes over shuffled minibatches, minimizing
-    mean (V_φ(s) − R)² + critic_l2_coef · ‖φ‖², with the gradient norm clipped to max_grad_norm.
-    Returns the mean squared error of the last pass."""
-    critic_params = list(agent.critic.parameters())
+def critic_update(critics: list, obs, args: Args) -> list:
+    """Fits each critic V_φ (given as (network, optimizer, returns)) to its GAE returns: update_epochs passes
+    over shuffled minibatches, minimizing mean (V_φ(s) − R)² + critic_l2_coef · ‖φ‖², with the gradient norm
+    clipped to max_grad_norm. The reward and cost critics share the minibatches, so a cost critic draws no
+    random numbers of its own. Returns each critic's mean squared error over the last pass."""
+    squared_errors = [[] for _ in critics]
     for _ in range(args.update_epochs):
-        squared_errors = []
+        squared_errors = [[] for _ in critics]
         for batch in torch.randperm(args.batch_size, device=obs.device).split(args.minibatch_size):
-            mse = (agent.get_value(obs[batch]) - returns[batch]).pow(2).mean()
-            loss = mse + args.critic_l2_coef * sum(p.pow(2).sum() for p in critic_params)
-            optimizer.zero_grad()
-            loss.backward()
-            nn.utils.clip_grad_norm_(critic_params, args.max_grad_norm)
-            optimizer.step()
-            squared_errors.append(mse.item())
-    return float(np.mean(squared_errors))
+            for (network, optimizer, returns), errors in zip(critics, squared_errors):
+                params = list(network.parameters())
+                mse = (network(obs[batch]).squeeze(-1) - returns[batch]).pow(2).mean()
+                loss = mse + args.critic_l2_coef * sum(p.pow(2).sum() for p in params)
+                optimizer.zero_grad()
+                loss.backward()
+                nn.utils.clip_grad_norm_(params, args.max_grad_norm)
+                optimizer.step()
+                errors.append(mse.item())
+    return [float(np.mean(errors)) for errors in squared_errors]
+
+
+def linear_schedule(start: float, end: float, progress: float) -> float:
+    """start + (end − start) · progress, for progress from 0 (first iteration) to 1."""
+    return start + (end - start) * progress
 
 
 def explained_variance(predicted: np.ndarray, target: np.ndarray) -> float:
@@ -572,6 +654,8 @@ def make_vector_env(args: Args, run_name: str) -> gym.vector.VectorEnv:
 
 def save_model(path: str, agent: Agent, obs_normalizer: ObservationNormalizer, env_id: str):
     torch.save({"format": "trpo_continuous", "env_id": env_id, "hidden_sizes": list(agent.hidden_sizes),
+                "activation": agent.activation, "weight_init": agent.weight_init,
+                "cost_critic": agent.cost_critic is not None,
                 "obs_dim": agent.actor_mean[0].in_features, "act_dim": agent.actor_logstd.numel(),
                 "agent": agent.state_dict(), "obs_normalizer": obs_normalizer.state_dict()}, path)
 
@@ -584,7 +668,9 @@ def load_model(path: str, device="cpu"):
         checkpoint = torch.load(path, map_location=device, weights_only=True)
         if checkpoint.get("format") != "trpo_continuous":
             raise ValueError("not a trpo_continuous.py model")
-        agent = Agent(checkpoint["obs_dim"], checkpoint["act_dim"], checkpoint["hidden_sizes"]).to(device)
+        agent = Agent(checkpoint["obs_dim"], checkpoint["act_dim"], checkpoint["hidden_sizes"],
+                      activation=checkpoint.get("activation", "tanh"),
+                      cost_critic=checkpoint.get("cost_critic", False)).to(device)
         agent.load_state_dict(checkpoint["agent"])
         obs_normalizer = ObservationNormalizer(checkpoint["obs_dim"], clip=math.inf)
         obs_normalizer.load_state_dict(checkpoint["obs_normalizer"])
@@ -630,6 +716,24 @@ def evaluation_line(evaluation: dict) -> str:
     return line + (f", cost {evaluation['mean_cost']:.2f}" if math.isfinite(evaluation["mean_cost"]) else "")
 
 
+def step_costs(infos: dict, num_envs: int) -> np.ndarray:
+    """The cost c_t of each env's last step, from the vector env's infos. An env whose episode just ended was
+    reset within the step, so its step's info (and cost) is the one in infos["final_info"]."""
+    costs = np.zeros(num_envs, np.float32)
+    if "cost" in infos:
+        costs[infos["_cost"]] = infos["cost"][infos["_cost"]]
+    if "final_info" in infos:
+        for i in np.flatnonzero(infos["_final_info"]):
+            costs[i] = infos["final_info"][i]["cost"]
+    return costs
+
+
+def reports_cost(infos: dict) -> bool:
+    """Whether the envs' step infos carry a "cost" (checked once, on the first step)."""
+    final_infos = infos["final_info"][infos["_final_info"]] if "final_info" in infos else []
+    return "cost" in infos or any("cost" in info for info in final_infos)
+
+
 def train(args: Args) -> dict:
     args = validate_args(dataclasses.replace(args))
     run_name = f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
@@ -660,8 +764,12 @@ def train(args: Args) -> dict:
     obs_dim = int(np.prod(envs.single_observation_space.shape))
     act_dim = int(np.prod(envs.single_action_space.shape))
     action_low, action_high = envs.single_action_space.low, envs.single_action_space.high
-    agent = Agent(obs_dim, act_dim, log_std_init=args.log_std_init).to(device)
+    use_cost = args.use_cost_critic or args.cost_limit is not None
+    agent = Agent(obs_dim, act_dim, args.hidden_sizes, args.log_std_init, args.activation, args.weight_init,
+                  cost_critic=use_cost).to(device)
     critic_optimizer = torch.optim.Adam(agent.critic.parameters(), lr=args.critic_lr)
+    cost_critic_optimizer = torch.optim.Adam(agent.cost_critic.parameters(), lr=args.critic_lr) if use_cost else None
+    lagrange_multiplier = args.lagrange_multiplier_init
     obs_normalizer = ObservationNormalizer(obs_dim, args.obs_clip, enabled=args.normalize_obs)
     reward_scaler = RewardScaler(args.num_envs, args.gamma) if args.normalize_reward else None
 
@@ -672,6 +780,8 @@ def train(args: Args) -> dict:
     rewards = np.zeros((args.num_steps, args.num_envs), np.float32)
     dones = np.zeros((args.num_steps, args.num_envs), np.float32)
     values = np.zeros((args.num_steps, args.num_envs), np.float32)
+    costs = np.zeros((args.num_steps, args.num_envs), np.float32)
+    cost_values = np.zeros((args.num_steps, args.num_envs), np.float32)
 
     # Episodes run on across updates: the envs are reset once, here (OmniSafe resets every epoch, which
     # truncates episodes early and, on Safety-Gymnasium, rebuilds the MuJoCo model each time).
@@ -685,6 +795,11 @@ def train(args: Args) -> dict:
     recent_returns, recent_costs, recent_lengths = deque(maxlen=20), deque(maxlen=20), deque(maxlen=20)
 
     for iteration in range(1, args.num_iterations + 1):
+        if args.std_schedule is not None:
+            progress = (iteration - 1) / max(args.num_iterations - 1, 1)
+            agent.actor_logstd.data.fill_(math.log(linear_schedule(*args.std_schedule, progress)))
+        rollout_costs = []  # the episodic costs J_c of the episodes that end in this rollout
+
         # Rollout: num_steps steps of every env with the current policy.
         for step in range(args.num_steps):
             global_step += args.num_envs
@@ -694,19 +809,34 @@ def train(args: Args) -> dict:
                 action, logprob, _, value = agent.get_action_and_value(torch.from_numpy(next_obs).to(device))
             action = action.cpu().numpy()
             actions[step], logprobs[step], values[step] = action, logprob.cpu().numpy(), value.cpu().numpy()
+            if use_cost:
+                with torch.inference_mode():
+                    cost_values[step] = agent.get_cost_value(torch.from_numpy(next_obs).to(device)).cpu().numpy()
             # Only the env sees the clipped action; the log-probability above is of the unclipped sample.
             raw_obs, reward, terminations, truncations, infos = envs.step(np.clip(action, action_low, action_high))
             done = terminations | truncations
+            if use_cost:
+                if global_step == args.num_envs and not reports_cost(infos):
+                    envs.close()
+                    raise UsageError(f"{args.env_id} reports no per-step info['cost']; --use-cost-critic and "
+                                     f"--cost-limit need an env that does (every Safety-Gymnasium task)")
+                cost = step_costs(infos, args.num_envs)
             if reward_scaler is not None:
                 reward = reward_scaler(reward, done)
             bootstrap = truncations & ~terminations
             if bootstrap.any():
-                final_obs = np.stack(infos["final_observation"][bootstrap]).reshape(-1, obs_dim)
+                final_obs = torch.from_numpy(obs_normalizer(np.stack(infos["final_observation"][bootstrap])
+                                                            .reshape(-1, obs_dim))).to(device)
                 with torch.inference_mode():
                     final_values = np.zeros(args.num_envs, np.float32)
-                    final_values[bootstrap] = agent.get_value(torch.from_numpy(obs_normalizer(final_obs)).to(device)).cpu().numpy()
-                reward = add_truncation_bootstrap(reward, bootstrap, final_values, args.gamma)
+                    final_values[bootstrap] = agent.get_value(final_obs).cpu().numpy()
+                    reward = add_truncation_bootstrap(reward, bootstrap, final_values, args.gamma)
+                    if use_cost:
+                        final_values[bootstrap] = agent.get_cost_value(final_obs).cpu().numpy()
+                        cost = add_truncation_bootstrap(cost, bootstrap, final_values, args.cost_gamma)
             rewards[step] = reward
+            if use_cost:
+                costs[step] = cost
             obs_normalizer.update(raw_obs.reshape(args.num_envs, obs_dim))
             next_obs = obs_normalizer(raw_obs.reshape(args.num_envs, obs_dim))
             next_done = done.astype(np.float32)
@@ -721,6 +851,7 @@ def train(args: Args) -> dict:
                     writer.add_scalar("charts/episodic_length", recent_lengths[-1], global_step)
                     if "episode_cost" in info:
                         recent_costs.append(info["episode_cost"])
+                        rollout_costs.append(info["episode_cost"])
                         writer.add_scalar("charts/episodic_cost", info["episode_cost"], global_step)
             if time.time() - last_print >= 3.0:
                 last_print = time.time()
@@ -731,22 +862,48 @@ def train(args: Args) -> dict:
         with torch.inference_mode():
             next_value = agent.get_value(torch.from_numpy(next_obs).to(device)).cpu().numpy()
         advantages, returns = compute_gae(rewards, values, dones, next_value, next_done, args.gamma, args.gae_lambda)
-
-        # Update: one TRPO step on the policy, then the critic.
         b_obs = torch.from_numpy(obs.reshape(-1, obs_dim)).to(device)
         b_actions = torch.from_numpy(actions.reshape(-1, act_dim)).to(device)
         b_logprobs = torch.from_numpy(logprobs.reshape(-1)).to(device)
         b_advantages = standardize(advantages.reshape(-1).to(device))
         b_returns = returns.reshape(-1).to(device)
+        critics = [(agent.critic, critic_optimizer, b_returns)]
+        if use_cost:
+            with torch.inference_mode():
+                next_cost_value = agent.get_cost_value(torch.from_numpy(next_obs).to(device)).cpu().numpy()
+            cost_advantages, cost_returns = compute_gae(costs, cost_values, dones, next_cost_value, next_done,
+                                                        args.cost_gamma, args.cost_gae_lambda)
+            b_cost_advantages = cost_advantages.reshape(-1).to(device)
+            if args.standardize_cost_advantages:
+                b_cost_advantages = standardize(b_cost_advantages)
+            critics.append((agent.cost_critic, cost_critic_optimizer, cost_returns.reshape(-1).to(device)))
+        if args.cost_limit is not None:
+            # TRPO-Lagrangian: λ moves first, on this rollout's costs; the policy step then uses it.
+            if rollout_costs:
+                lagrange_multiplier = update_lagrange_multiplier(lagrange_multiplier, float(np.mean(rollout_costs)),
+                                                                 args.cost_limit, args.lagrange_lr)
+            b_advantages = penalized_advantages(b_advantages, b_cost_advantages, lagrange_multiplier)
+        if args.anneal_lr:
+            for _, optimizer, _ in critics:
+                optimizer.param_groups[0]["lr"] = linear_schedule(args.critic_lr, 0.0, (iteration - 1) / args.num_iterations)
+
+        # Update: one TRPO step on the policy, then the critics.
         trpo_stats = trpo_policy_update(agent, b_obs, b_actions, b_logprobs, b_advantages, args)
-        value_loss = critic_update(agent, critic_optimizer, b_obs, b_returns, args)
+        critic_losses = critic_update(critics, b_obs, args)
 
         # Logging
         sps = int(global_step / (time.time() - start_time))
         writer.add_scalar("charts/SPS", sps, global_step)
-        writer.add_scalar("losses/value_loss", value_loss, global_step)
+        writer.add_scalar("charts/learning_rate", critic_optimizer.param_groups[0]["lr"], global_step)
+        writer.add_scalar("losses/value_loss", critic_losses[0], global_step)
         writer.add_scalar("losses/explained_variance",
                           explained_variance(values.reshape(-1), returns.reshape(-1).numpy()), global_step)
+        if use_cost:
+            writer.add_scalar("losses/cost_value_loss", critic_losses[1], global_step)
+            writer.add_scalar("losses/cost_explained_variance",
+                              explained_variance(cost_values.reshape(-1), cost_returns.reshape(-1).numpy()), global_step)
+        if args.cost_limit is not None:
+            writer.add_scalar("charts/lagrange_multiplier", lagrange_multiplier, global_step)
         for name, value in trpo_stats.items():
             writer.add_scalar(f"trpo/{name}", value, global_step)
         with torch.no_grad():
@@ -757,7 +914,8 @@ def train(args: Args) -> dict:
     envs.close()
     result = {"global_step": global_step, "episodic_return": float(np.mean(recent_returns)) if recent_returns else float("nan"),
               "episodic_cost": float(np.mean(recent_costs)) if recent_costs else float("nan"),
-              "sps": int(global_step / (time.time() - start_time)), "run_name": run_name}
+              "sps": int(global_step / (time.time() - start_time)), "run_name": run_name,
+              "lagrange_multiplier": lagrange_multiplier}
     if args.save_model:
         model_path = f"runs/{run_name}/{args.exp_name}.model"
         save_model(model_path, agent, obs_normalizer, args.env_id)
@@ -804,6 +962,8 @@ def parse_args(argv=None) -> Args:
         unknown = sorted(set(values) - fields)
         if not isinstance(values, dict) or unknown:
             raise UsageError(f"{config_path!r}: unknown argument(s) {unknown}; a config holds Args fields")
+        # yaml writes tuples (hidden_sizes, std_schedule) as lists; the fields are tuples
+        values = {name: tuple(value) if isinstance(value, list) else value for name, value in values.items()}
         defaults = dataclasses.replace(defaults, **values)
     return tyro.cli(Args, default=defaults, args=argv)
 

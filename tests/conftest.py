@@ -33,3 +33,32 @@ def read_scalars(run_dir):
     accumulator = EventAccumulator(str(run_dir))
     accumulator.Reload()
     return {tag: [event.value for event in accumulator.Scalars(tag)] for tag in accumulator.Tags()["scalars"]}
+
+
+class StepCost(__import__("gymnasium").Wrapper):
+    """Adds a per-step `info["cost"] = cost_of(obs)`, the way Safety-Gymnasium reports its costs."""
+
+    def __init__(self, env, cost_of):
+        super().__init__(env)
+        self.cost_of = cost_of
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        info["cost"] = float(self.cost_of(obs))
+        return obs, reward, terminated, truncated, info
+
+
+def register_cost_envs():
+    """Fast envs with a cost, for the safe-RL tests (Safety-Gymnasium steps about 650 times a second here):
+    CostPendulum-v1, cost 1 while the pendulum is more than 60° from upright (cos θ < 0.5), and
+    CostCartPole-v1, cost 1 while the cart is more than 0.1 from the centre."""
+    import gymnasium as gym
+
+    if "CostPendulum-v1" not in gym.registry:
+        gym.register("CostPendulum-v1", lambda **kwargs: StepCost(gym.make("Pendulum-v1", **kwargs),
+                                                                  lambda obs: obs[0] < 0.5))
+        gym.register("CostCartPole-v1", lambda **kwargs: StepCost(gym.make("CartPole-v1", **kwargs),
+                                                                  lambda obs: abs(obs[0]) > 0.1))
+
+
+register_cost_envs()

@@ -263,3 +263,52 @@ def test_reward_scaler_keeps_sign_and_resets_at_episode_end(trpo):
     assert scaled[0] > 0 > scaled[1] and abs(scaled[0]) < 10.0
     scaler(rewards, np.array([True, False]))
     assert scaler.discounted_return[0] == 0.0 and scaler.discounted_return[1] != 0.0
+
+
+# ---------------------------------------------------------------------------------------------------
+# Safe RL: the Lagrange multiplier, the penalized advantage, the per-step costs of a vector env.
+# ---------------------------------------------------------------------------------------------------
+def test_lagrange_multiplier_rises_above_the_limit_and_falls_to_zero_below(trpo):
+    multiplier, history = 0.0, []
+    for episode_cost in [40.0, 40.0, 30.0, 10.0, 10.0, 10.0, 10.0]:  # limit 25: three violations, then safe
+        multiplier = trpo.update_lagrange_multiplier(multiplier, episode_cost, cost_limit=25.0, lagrange_lr=0.1)
+        history.append(multiplier)
+    assert history[:3] == pytest.approx([1.5, 3.0, 3.5])  # λ + η (J_c − d)
+    assert history[3:] == pytest.approx([2.0, 0.5, 0.0, 0.0])  # projected on λ ≥ 0: stays at 0, never below
+
+
+def test_penalized_advantage_interpolates_from_reward_to_minus_cost(trpo):
+    reward_advantages, cost_advantages = torch.tensor([1.0, -2.0, 0.5]), torch.tensor([3.0, 1.0, -1.0])
+    assert torch.equal(trpo.penalized_advantages(reward_advantages, cost_advantages, 0.0), reward_advantages)
+    assert torch.allclose(trpo.penalized_advantages(reward_advantages, cost_advantages, 1.0),
+                          (reward_advantages - cost_advantages) / 2)
+    assert torch.allclose(trpo.penalized_advantages(reward_advantages, cost_advantages, 1e9), -cost_advantages)
+
+
+def test_step_costs_read_the_final_info_of_envs_that_just_reset(trpo):
+    # Gymnasium 0.28 vector infos: env 0 mid-episode (cost in infos), env 1 just reset (cost in final_info).
+    infos = {"cost": np.array([2.0, 0.0]), "_cost": np.array([True, False]),
+             "final_info": np.array([None, {"cost": 5.0}], dtype=object), "_final_info": np.array([False, True])}
+    assert trpo.step_costs(infos, 2).tolist() == [2.0, 5.0]
+    assert trpo.reports_cost(infos) and not trpo.reports_cost({"episode": {}})
+
+
+def test_linear_schedule_runs_from_start_to_end(trpo):
+    assert [trpo.linear_schedule(0.5, 0.1, p) for p in (0.0, 0.5, 1.0)] == pytest.approx([0.5, 0.3, 0.1])
+
+
+def test_network_options_build_the_networks_they_name(trpo):
+    agent = trpo.Agent(4, 2, hidden_sizes=(32, 16, 8), activation="relu", weight_init="pytorch", cost_critic=True)
+    for network in [agent.critic, agent.cost_critic, agent.actor_mean if is_continuous(trpo) else agent.actor]:
+        linear = [m for m in network if isinstance(m, torch.nn.Linear)]
+        assert [m.out_features for m in linear[:-1]] == [32, 16, 8]
+        assert all(isinstance(m, torch.nn.ReLU) for m in network if not isinstance(m, torch.nn.Linear))
+    torch.manual_seed(0)
+    orthogonal = trpo.Agent(4, 2, hidden_sizes=(64,))
+    head = orthogonal.actor_mean if is_continuous(trpo) else orthogonal.actor
+    # orthogonal: the hidden layer's rows are orthogonal with norm √2; the policy's last layer is scaled by 0.01
+    weight = head[0].weight.detach()
+    assert torch.allclose(weight.T @ weight, 2 * torch.eye(4), atol=1e-5)
+    assert head[-1].weight.abs().max() < 0.02
+    pytorch_head = agent.actor_mean if is_continuous(trpo) else agent.actor
+    assert pytorch_head[-1].weight.abs().max() > 0.05  # nn.Linear's U(±1/√8) on the last layer

@@ -160,6 +160,10 @@ def bad_inputs(script):
         "non-positive target kl": (["--target-kl", "0"], "--target-kl must be positive"),
         "batch larger than total": (["--total-timesteps", "100"], "less than one batch"),
         "minibatches do not divide": (["--num-minibatches", "7"], "does not divide the batch"),
+        "cost limit on an env without cost": (["--env-id", script.tiny_env, "--cost-limit", "25", "--num-steps", "200",
+                                               "--num-minibatches", "4"], "reports no per-step info['cost']"),
+        "negative cost limit": (["--cost-limit", "-1"], "--cost-limit must be non-negative"),
+        "zero hidden size": (["--hidden-sizes", "64", "0"], "--hidden-sizes needs one or more positive sizes"),
         "missing model": (["--eval-model", "missing.model"], "no model file"),
         "missing config": (["--config", "missing.yaml"], "no config file"),
         # this machine has neither moviepy nor a renderer for these envs (pygame)

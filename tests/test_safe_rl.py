@@ -1,0 +1,99 @@
+"""The safe-RL options on short runs: the cost critic, TRPO-Lagrangian (--cost-limit), the schedules.
+
+The envs with a cost are conftest's CostPendulum-v1 and CostCartPole-v1 (Safety-Gymnasium is too slow for
+many short runs); one smoke run checks SafetyPointGoal1-v0 itself."""
+import math
+
+import numpy as np
+import pytest
+import torch
+from conftest import read_scalars
+
+import trpo_continuous
+import trpo_discrete
+
+COST_ENV = {trpo_continuous: "CostPendulum-v1", trpo_discrete: "CostCartPole-v1"}
+
+
+@pytest.fixture(params=[trpo_continuous, trpo_discrete], ids=["continuous", "discrete"])
+def trpo(request):
+    return request.param
+
+
+def tiny(trpo, **overrides):
+    settings = dict(env_id=COST_ENV[trpo], total_timesteps=1200, num_steps=400, num_minibatches=4, num_envs=1,
+                    update_epochs=2, save_model=True, eval_episodes=1)
+    return trpo.Args(**{**settings, **overrides})
+
+
+def parameters(result):
+    return torch.load(result["model_path"], weights_only=True)["agent"]
+
+
+def test_cost_options_leave_plain_trpo_unchanged_until_the_multiplier_moves(trpo, in_tmp):
+    plain = parameters(trpo.train(tiny(trpo, exp_name="plain")))
+    with_cost_critic = trpo.train(tiny(trpo, exp_name="critic", use_cost_critic=True, cost_gamma=0.9))
+    unreachable_limit = trpo.train(tiny(trpo, exp_name="limit", cost_limit=1e9))  # λ stays 0
+    for result in [with_cost_critic, unreachable_limit]:
+        saved = parameters(result)
+        assert any(key.startswith("cost_critic.") for key in saved)
+        assert all(torch.equal(plain[key], saved[key]) for key in plain)  # the policy and the reward critic
+        assert result["lagrange_multiplier"] == 0.0
+
+
+def test_multiplier_rises_while_cost_exceeds_the_limit_and_penalizes_the_policy(trpo, in_tmp):
+    plain = parameters(trpo.train(tiny(trpo, exp_name="plain")))
+    result = trpo.train(tiny(trpo, exp_name="lag", cost_limit=0.0, lagrange_lr=0.01))
+    scalars = read_scalars(in_tmp / "runs" / result["run_name"])
+    multipliers, costs = scalars["charts/lagrange_multiplier"], scalars["charts/episodic_cost"]
+    assert len(multipliers) == 3 and np.mean(costs) > 0  # J_c > d = 0 in every rollout: λ rises each time
+    assert 0 < multipliers[0] < multipliers[1] < multipliers[2] == pytest.approx(result["lagrange_multiplier"])
+    for tag in ["losses/cost_value_loss", "losses/cost_explained_variance"]:
+        assert len(scalars[tag]) == 3 and all(math.isfinite(v) for v in scalars[tag]), tag
+    saved = parameters(result)
+    assert not all(torch.equal(plain[key], saved[key]) for key in plain)
+
+
+def test_multiplier_falls_back_to_zero_once_the_cost_is_under_the_limit(trpo, in_tmp):
+    result = trpo.train(tiny(trpo, exp_name="safe", cost_limit=1e4, lagrange_multiplier_init=2.0, lagrange_lr=1e-3))
+    multipliers = read_scalars(in_tmp / "runs" / result["run_name"])["charts/lagrange_multiplier"]
+    assert multipliers[0] < 2.0 and multipliers[-1] == 0.0
+
+
+def test_anneal_lr_decays_the_critic_learning_rate_linearly(trpo, in_tmp):
+    result = trpo.train(tiny(trpo, exp_name="anneal", anneal_lr=True, use_cost_critic=True, critic_lr=3e-3))
+    rates = read_scalars(in_tmp / "runs" / result["run_name"])["charts/learning_rate"]
+    assert rates == pytest.approx([3e-3, 2e-3, 1e-3])  # critic_lr · (1 − k/K), k = 0, 1, 2 of K = 3
+
+
+def test_std_schedule_sets_the_exploration_std_before_each_rollout(in_tmp):
+    seen = []
+    original = trpo_continuous.trpo_policy_update
+
+    def spy(agent, *args, **kwargs):
+        seen.append(agent.actor_logstd.exp().tolist())
+        return original(agent, *args, **kwargs)
+
+    trpo_continuous.trpo_policy_update = spy
+    try:
+        trpo_continuous.train(tiny(trpo_continuous, exp_name="std", std_schedule=(0.5, 0.1), save_model=False))
+    finally:
+        trpo_continuous.trpo_policy_update = original
+    assert np.allclose(seen, [[0.5], [0.3], [0.1]])  # Pendulum has one action dimension
+
+
+def test_network_options_train_save_and_evaluate(trpo, in_tmp):
+    result = trpo.train(tiny(trpo, exp_name="net", hidden_sizes=(16, 8), activation="relu", weight_init="pytorch",
+                             cost_limit=10.0))
+    agent, _, checkpoint = trpo.load_model(result["model_path"])
+    assert (checkpoint["hidden_sizes"], checkpoint["activation"]) == ([16, 8], "relu")
+    assert agent.cost_critic is not None and math.isfinite(result["eval_return"])
+
+
+def test_lagrangian_on_a_safety_gymnasium_task(in_tmp):
+    result = trpo_continuous.train(trpo_continuous.Args(
+        env_id="SafetyPointGoal1-v0", total_timesteps=2000, num_steps=1000, num_minibatches=10, update_epochs=2,
+        cg_iters=5, cost_limit=0.0))
+    scalars = read_scalars(in_tmp / "runs" / result["run_name"])
+    assert result["global_step"] == 2000 and len(scalars["charts/lagrange_multiplier"]) == 2
+    assert result["lagrange_multiplier"] > 0  # a random PointGoal1 policy touches hazards in every episode
