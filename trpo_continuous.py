@@ -3,9 +3,13 @@
 # Specification followed: OmniSafe's TRPO page (theory, Fisher-vector product, conjugate gradient, line search).
 import dataclasses
 import math
+import copy
 import os
+import pickle
 import random
+import signal
 import sys
+import threading
 import time
 import warnings
 from collections import deque
@@ -15,6 +19,7 @@ from typing import Callable, Literal, Optional, Tuple
 import gymnasium as gym
 import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn as nn
 import yaml
 from torch.distributions import Independent, Normal
@@ -49,6 +54,10 @@ class Args:
     """path of a saved `.model` file: skip training, evaluate it on `env_id` for `eval_episodes` episodes"""
     config: Optional[str] = None
     """a yaml file of arguments (such as a run's `args.yaml`) used as defaults; flags on the command line override it"""
+    checkpoint_every: int = 0
+    """write `runs/<run_name>/checkpoint.pt` every this many iterations (0: never); SIGINT and SIGTERM always write one"""
+    resume: Optional[str] = None
+    """path of a `checkpoint.pt`: continue that run (its arguments, TensorBoard folder and step count; other flags are ignored)"""
 
     # Algorithm specific arguments
     env_id: str = "SafetyPointGoal1-v0"
@@ -144,15 +153,16 @@ class UsageError(Exception):
     """A problem with the user's input; the command line prints its message as one line, without a traceback."""
 
 
-def validate_args(args: Args) -> Args:
-    """Check the arguments before anything is built, and fill in the fields computed at run time."""
+def validate_args(args: Args, workers: int = 1) -> Args:
+    """Check the arguments before anything is built, and fill in the fields computed at run time.
+    `workers` data-parallel workers (torchrun) share each rollout: num_steps / workers steps each."""
     positive = ["total_timesteps", "num_envs", "num_steps", "target_kl", "cg_iters", "backtrack_iters",
                 "fvp_sample_freq", "critic_lr", "update_epochs", "num_minibatches", "eval_episodes",
                 "torch_threads", "obs_clip", "lagrange_lr"]
     for name in positive:
         if not getattr(args, name) > 0:
             raise UsageError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
-    for name in ["cg_damping", "critic_l2_coef", "max_grad_norm", "lagrange_multiplier_init"]:
+    for name in ["cg_damping", "critic_l2_coef", "max_grad_norm", "lagrange_multiplier_init", "checkpoint_every"]:
         if getattr(args, name) < 0:
             raise UsageError(f"--{name.replace('_', '-')} must be non-negative, got {getattr(args, name)}")
     for name in ["gamma", "gae_lambda", "cost_gamma", "cost_gae_lambda"]:
@@ -167,9 +177,12 @@ def validate_args(args: Args) -> Args:
     if args.cost_limit is not None and args.cost_limit < 0:
         raise UsageError(f"--cost-limit must be non-negative, got {args.cost_limit}")
     args.batch_size = args.num_envs * args.num_steps
-    if args.batch_size % args.num_minibatches != 0:
+    if args.num_steps % workers != 0:
+        raise UsageError(f"--num-steps {args.num_steps} cannot be shared by {workers} workers; choose a multiple of {workers}")
+    if (args.batch_size // workers) % args.num_minibatches != 0:
         raise UsageError(f"--num-minibatches {args.num_minibatches} does not divide the batch of "
-                         f"{args.batch_size} (num_envs × num_steps); choose a divisor")
+                         f"{args.batch_size // workers} (num_envs × num_steps{' / workers' * (workers > 1)}); "
+                         f"choose a divisor")
     args.minibatch_size = args.batch_size // args.num_minibatches
     args.num_iterations = args.total_timesteps // args.batch_size
     if args.num_iterations == 0:
@@ -296,7 +309,9 @@ class RunningMeanStd:
         self.epsilon = epsilon
 
     def update(self, batch: np.ndarray):
-        batch_mean, batch_var, batch_count = batch.mean(axis=0), batch.var(axis=0), batch.shape[0]
+        self.update_from_moments(batch.mean(axis=0), batch.var(axis=0), batch.shape[0])
+
+    def update_from_moments(self, batch_mean, batch_var, batch_count):
         delta = batch_mean - self.mean
         total = self.count + batch_count
         self.mean = self.mean + delta * batch_count / total
@@ -352,6 +367,13 @@ class RewardScaler:
         scaled = reward / np.sqrt(self.stats.var + self.stats.epsilon)
         self.discounted_return[done] = 0.0
         return scaled
+
+    def state_dict(self) -> dict:
+        return {"discounted_return": self.discounted_return.copy(), **self.stats.state_dict()}
+
+    def load_state_dict(self, state: dict):
+        self.discounted_return = state["discounted_return"].copy()
+        self.stats.load_state_dict(state)
 
 
 def layer_init(layer: nn.Linear, std: float = np.sqrt(2), bias_const: float = 0.0) -> nn.Linear:
@@ -419,6 +441,56 @@ class Agent(nn.Module):
 
 
 # ---------------------------------------------------------------------------------------------------
+# Data parallelism. Under `torchrun --nproc_per_node N`, each of the N workers collects num_steps / N steps
+# of every rollout; these averages make each worker compute the update a single process would compute on
+# the whole batch, so that all workers hold the same parameters throughout. In one process they do nothing.
+# ---------------------------------------------------------------------------------------------------
+def world_size() -> int:
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def all_reduce_mean(tensor: torch.Tensor) -> torch.Tensor:
+    """x ← (1/N) Σ_workers x, in place (every worker holds the same number of samples, so the mean of the
+    workers' means is the mean over the whole batch)."""
+    if world_size() > 1:
+        dist.all_reduce(tensor)
+        tensor /= world_size()
+    return tensor
+
+
+def mean_over_workers(values: list, device) -> Optional[float]:
+    """The mean of all workers' values together (None when there are none), e.g. the episodic costs J_c."""
+    if world_size() == 1:
+        return float(np.mean(values)) if values else None
+    total = torch.tensor([float(np.sum(values)), len(values)], dtype=torch.float64, device=device)
+    dist.all_reduce(total)
+    return (total[0] / total[1]).item() if total[1] > 0 else None
+
+
+def synchronize_statistics(stats: RunningMeanStd, at_last_sync: dict, device) -> dict:
+    """Merges every worker's observations since the last synchronization into the statistics of that time,
+    in rank order, so that all workers hold the statistics one process seeing every observation would.
+
+    A worker's own increment is recovered from its statistics (μ, σ², n) and those at the last sync
+    (μ₀, σ₀², n₀): n₁ = n − n₀, μ₁ = (nμ − n₀μ₀)/n₁, n₁σ₁² = nσ² − n₀σ₀² − n₀n₁(μ₁ − μ₀)²/n.
+    Returns the new statistics, the next call's `at_last_sync`."""
+    mean0, var0, count0 = at_last_sync["mean"].numpy(), at_last_sync["var"].numpy(), at_last_sync["count"]
+    count1 = stats.count - count0
+    mean1 = (stats.count * stats.mean - count0 * mean0) / count1
+    var1 = (stats.count * stats.var - count0 * var0 - count0 * count1 * (mean1 - mean0) ** 2 / stats.count) / count1
+    local = torch.as_tensor(np.concatenate([[count1], mean1.ravel(), var1.ravel()]), dtype=torch.float64).to(device)
+    gathered = [torch.zeros_like(local) for _ in range(world_size())]
+    dist.all_gather(gathered, local)
+    stats.load_state_dict(at_last_sync)
+    for increment in gathered:
+        increment = increment.cpu().numpy()
+        size = stats.mean.size
+        stats.update_from_moments(increment[1: 1 + size].reshape(stats.mean.shape),
+                                  increment[1 + size:].reshape(stats.mean.shape), float(increment[0]))
+    return {key: value.clone() if torch.is_tensor(value) else value for key, value in stats.state_dict().items()}
+
+
+# ---------------------------------------------------------------------------------------------------
 # The mathematics of the update, one function per equation of the specification.
 # ---------------------------------------------------------------------------------------------------
 def add_truncation_bootstrap(rewards: np.ndarray, truncated: np.ndarray, final_values: np.ndarray,
@@ -454,8 +526,13 @@ def compute_gae(rewards, values, dones, next_value, next_done, gamma: float, gae
 
 
 def standardize(x: torch.Tensor) -> torch.Tensor:
-    """Â ← (Â − mean(Â)) / (std(Â) + 1e-8)."""
-    return (x - x.mean()) / (x.std() + 1e-8)
+    """Â ← (Â − mean(Â)) / (std(Â) + 1e-8), with the mean and the (unbiased) std of the whole batch."""
+    if world_size() == 1:
+        return (x - x.mean()) / (x.std() + 1e-8)
+    count = torch.tensor(float(x.numel() * world_size()), dtype=x.dtype, device=x.device)
+    mean = all_reduce_mean(x.mean())
+    variance = all_reduce_mean((x - mean).pow(2).mean()) * count / (count - 1)
+    return (x - mean) / (variance.sqrt() + 1e-8)
 
 
 def update_lagrange_multiplier(lagrange_multiplier: float, mean_episode_cost: float, cost_limit: float,
@@ -510,7 +587,7 @@ def fisher_vector_product(agent: Agent, obs: torch.Tensor, vector: torch.Tensor,
         old_dist = agent.distribution(obs)
     kl = mean_kl(old_dist, agent.distribution(obs))
     grad_kl = flat_grad(kl, params, create_graph=True)
-    return flat_grad(grad_kl @ vector, params) + damping * vector
+    return all_reduce_mean(flat_grad(grad_kl @ vector, params)) + damping * vector
 
 
 def conjugate_gradient(Avp: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor, iters: int,
@@ -566,7 +643,8 @@ def trpo_policy_update(agent: Agent, obs, actions, old_logprobs, advantages, arg
     with torch.no_grad():
         old_dist = agent.distribution(obs)  # π_old, held fixed while θ moves
     objective = surrogate_objective(agent, obs, actions, old_logprobs, advantages)
-    g = flat_grad(objective, params)
+    g = all_reduce_mean(flat_grad(objective, params))
+    old_objective = all_reduce_mean(objective.detach().clone()).item()
     stats = {"grad_norm": g.norm().item(), "xHx": 0.0, "step_norm": 0.0, "acceptance_step": 0,
              "expected_improvement": 0.0, "actual_improvement": 0.0, "kl": 0.0}
     if not torch.isfinite(g).all():
@@ -583,17 +661,19 @@ def trpo_policy_update(agent: Agent, obs, actions, old_logprobs, advantages, arg
     full_step = max_step_size(xHx, args.target_kl) * x
 
     def objective_and_kl():
+        # averaged over workers, so that every worker accepts the same step
         with torch.no_grad():
-            new_objective = surrogate_objective(agent, obs, actions, old_logprobs, advantages).item()
-            return new_objective, mean_kl(old_dist, agent.distribution(obs)).item()
+            new_objective = surrogate_objective(agent, obs, actions, old_logprobs, advantages)
+            objective_and_kl = all_reduce_mean(torch.stack([new_objective, mean_kl(old_dist, agent.distribution(obs))]))
+            return objective_and_kl[0].item(), objective_and_kl[1].item()
 
     old_params = flat_params(params)
     acceptance_step, fraction, new_objective, kl = backtracking_line_search(
-        params, old_params, full_step, objective_and_kl, objective.item(), args.target_kl,
+        params, old_params, full_step, objective_and_kl, old_objective, args.target_kl,
         args.backtrack_coef, args.backtrack_iters)
     stats.update(acceptance_step=acceptance_step, kl=kl, step_norm=(fraction * full_step).norm().item(),
                  expected_improvement=fraction * (g @ full_step).item(),  # first-order model: g·(fraction βx)
-                 actual_improvement=new_objective - objective.item())
+                 actual_improvement=new_objective - old_objective)
     return stats
 
 
@@ -605,13 +685,15 @@ def critic_update(critics: list, obs, args: Args) -> list:
     squared_errors = [[] for _ in critics]
     for _ in range(args.update_epochs):
         squared_errors = [[] for _ in critics]
-        for batch in torch.randperm(args.batch_size, device=obs.device).split(args.minibatch_size):
+        for batch in torch.randperm(len(obs), device=obs.device).split(len(obs) // args.num_minibatches):
             for (network, optimizer, returns), errors in zip(critics, squared_errors):
                 params = list(network.parameters())
                 mse = (network(obs[batch]).squeeze(-1) - returns[batch]).pow(2).mean()
                 loss = mse + args.critic_l2_coef * sum(p.pow(2).sum() for p in params)
                 optimizer.zero_grad()
                 loss.backward()
+                for p in params:  # the gradient of the whole minibatch, shared by all workers
+                    all_reduce_mean(p.grad)
                 nn.utils.clip_grad_norm_(params, args.max_grad_norm)
                 optimizer.step()
                 errors.append(mse.item())
@@ -635,7 +717,9 @@ def explained_variance(predicted: np.ndarray, target: np.ndarray) -> float:
 def choose_device(args: Args) -> torch.device:
     if args.cuda and not torch.cuda.is_available():
         print("warning: --cuda given but no CUDA device is available; training on the CPU", file=sys.stderr)
-    return torch.device("cuda" if args.cuda and torch.cuda.is_available() else "cpu")
+    if not (args.cuda and torch.cuda.is_available()):
+        return torch.device("cpu")
+    return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))  # torchrun: one GPU per worker
 
 
 def make_vector_env(args: Args, run_name: str) -> gym.vector.VectorEnv:
@@ -716,6 +800,66 @@ def evaluation_line(evaluation: dict) -> str:
     return line + (f", cost {evaluation['mean_cost']:.2f}" if math.isfinite(evaluation["mean_cost"]) else "")
 
 
+# ---------------------------------------------------------------------------------------------------
+# Checkpoints: everything a run needs to continue as if it had never stopped.
+# ---------------------------------------------------------------------------------------------------
+def pickled_envs(envs: gym.vector.VectorEnv) -> Optional[bytes]:
+    """The envs' exact state, when it can be saved: a SyncVectorEnv of envs that pickle by value (classic
+    control, for instance). MuJoCo and Safety-Gymnasium envs pickle as fresh envs built from their arguments
+    (gym.utils.EzPickle), async envs live in other processes: for those, a resumed run starts new episodes."""
+    if not isinstance(envs, gym.vector.SyncVectorEnv) or \
+            any(isinstance(env.unwrapped, gym.utils.EzPickle) for env in envs.envs):
+        return None
+    try:
+        return pickle.dumps(envs.envs)  # the sub-envs: the vector env itself holds unpicklable env constructors
+    except Exception:
+        return None
+
+
+def gather_on_rank0(worker_state: dict) -> Optional[list]:
+    """Every worker's state, in rank order, on rank 0 (None on the others)."""
+    if world_size() == 1:
+        return [worker_state]
+    gathered = [None] * world_size() if dist.get_rank() == 0 else None
+    dist.gather_object(worker_state, gathered, dst=0)
+    return gathered
+
+
+def write_checkpoint(path: str, checkpoint: dict):
+    """Atomically: a crash while writing leaves the previous checkpoint whole."""
+    torch.save(checkpoint, path + ".tmp")
+    os.replace(path + ".tmp", path)
+
+
+def load_checkpoint(path: str, workers: int) -> tuple:
+    """Returns (args, checkpoint) of a checkpoint.pt; one-line UsageError for a missing, corrupt or foreign file."""
+    if not os.path.isfile(path):
+        raise UsageError(f"no checkpoint at {path!r} (runs write runs/<run_name>/checkpoint.pt, see --checkpoint-every)")
+    try:
+        # Checkpoints hold pickled envs and random states, so they load as full pickles: load only your own.
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+        if checkpoint.get("format") != "trpo_continuous checkpoint":
+            raise ValueError("not a trpo_continuous.py checkpoint")
+        args = Args(**checkpoint["args"])
+    except Exception as error:
+        raise UsageError(f"{path!r} is not a checkpoint written by this trpo_continuous.py "
+                         f"({type(error).__name__}: {str(error)[:80]})") from None
+    if len(checkpoint["workers"]) != workers:
+        raise UsageError(f"{path!r} was written by {len(checkpoint['workers'])} worker(s); resume it with "
+                         f"torchrun --nproc_per_node {len(checkpoint['workers'])}" if len(checkpoint["workers"]) > 1
+                         else f"{path!r} was written by one process; resume it without torchrun")
+    return dataclasses.replace(args, resume=path), checkpoint
+
+
+class SilentWriter:
+    """Stands in for the SummaryWriter on workers other than rank 0: only rank 0 logs."""
+
+    def add_scalar(self, *args, **kwargs):
+        pass
+
+    add_text = close = add_scalar
+
+
 def step_costs(infos: dict, num_envs: int) -> np.ndarray:
     """The cost c_t of each env's last step, from the vector env's infos. An env whose episode just ended was
     reset within the step, so its step's info (and cost) is the one in infos["final_info"]."""
@@ -735,31 +879,59 @@ def reports_cost(infos: dict) -> bool:
 
 
 def train(args: Args) -> dict:
-    args = validate_args(dataclasses.replace(args))
-    run_name = f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
-    device = choose_device(args)
+    # Under torchrun (WORLD_SIZE > 1) this process is one of several data-parallel workers; rank 0 logs and saves.
+    started_group = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized()
+    if started_group:
+        dist.init_process_group("nccl" if args.cuda and torch.cuda.is_available() else "gloo")
+    try:
+        return train_worker(args)
+    finally:
+        if started_group:
+            dist.destroy_process_group()
 
-    # Seeding
-    random.seed(args.seed)
-    np.random.seed(args.seed)
-    torch.manual_seed(args.seed)
+
+def train_worker(args: Args) -> dict:
+    workers, rank = world_size(), dist.get_rank() if world_size() > 1 else 0
+    checkpoint = None
+    if args.resume:  # everything is read and checked before anything is written
+        args, checkpoint = load_checkpoint(args.resume, workers)
+    args = validate_args(dataclasses.replace(args), workers)
+    steps_per_worker = args.num_steps // workers
+    device = choose_device(args)
+    if checkpoint is not None:
+        run_name, run_dir = checkpoint["run_name"], os.path.dirname(os.path.abspath(args.resume))
+    else:
+        run_name = [f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"]
+        if workers > 1:
+            dist.broadcast_object_list(run_name, src=0)
+        run_name = run_name[0]
+        run_dir = f"runs/{run_name}"
+
+    # Seeding: each worker its own streams
+    random.seed(args.seed + rank)
+    np.random.seed(args.seed + rank)
+    torch.manual_seed(args.seed + rank)
     torch.backends.cudnn.deterministic = args.torch_deterministic
     torch.set_num_threads(args.torch_threads)
 
     envs = make_vector_env(args, run_name)
-    if args.track:
+    if args.track and rank == 0:
         try:
             import wandb
         except ImportError:
             raise UsageError("--track needs wandb: pip install wandb") from None
         wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, sync_tensorboard=True,
-                   config=vars(args), name=run_name, monitor_gym=True, save_code=True)
+                   config=vars(args), name=run_name, monitor_gym=True, save_code=True, resume="allow", id=run_name)
     from torch.utils.tensorboard import SummaryWriter
 
-    writer = SummaryWriter(f"runs/{run_name}")
-    writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in vars(args).items()))
-    with open(f"runs/{run_name}/args.yaml", "w") as f:
-        yaml.safe_dump(dataclasses.asdict(args), f, sort_keys=False)
+    if rank == 0:
+        # On resume, purge_step drops what the interrupted run logged after its checkpoint's step.
+        writer = SummaryWriter(run_dir, purge_step=checkpoint["global_step"] + 1 if checkpoint else None)
+        writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in vars(args).items()))
+        with open(f"{run_dir}/args.yaml", "w") as f:
+            yaml.safe_dump(dataclasses.asdict(args), f, sort_keys=False)
+    else:
+        writer = SilentWriter()
 
     obs_dim = int(np.prod(envs.single_observation_space.shape))
     act_dim = int(np.prod(envs.single_action_space.shape))
@@ -773,36 +945,101 @@ def train(args: Args) -> dict:
     obs_normalizer = ObservationNormalizer(obs_dim, args.obs_clip, enabled=args.normalize_obs)
     reward_scaler = RewardScaler(args.num_envs, args.gamma) if args.normalize_reward else None
 
+    if workers > 1:  # rank 0's initial weights for everyone
+        for tensor in agent.state_dict().values():
+            dist.broadcast(tensor, src=0)
+
     # Rollout storage, preallocated in NumPy: per-step writes into torch tensors cost more than the writes.
-    obs = np.zeros((args.num_steps, args.num_envs, obs_dim), np.float32)
-    actions = np.zeros((args.num_steps, args.num_envs, act_dim), np.float32)
-    logprobs = np.zeros((args.num_steps, args.num_envs), np.float32)
-    rewards = np.zeros((args.num_steps, args.num_envs), np.float32)
-    dones = np.zeros((args.num_steps, args.num_envs), np.float32)
-    values = np.zeros((args.num_steps, args.num_envs), np.float32)
-    costs = np.zeros((args.num_steps, args.num_envs), np.float32)
-    cost_values = np.zeros((args.num_steps, args.num_envs), np.float32)
+    obs = np.zeros((steps_per_worker, args.num_envs, obs_dim), np.float32)
+    actions = np.zeros((steps_per_worker, args.num_envs, act_dim), np.float32)
+    logprobs = np.zeros((steps_per_worker, args.num_envs), np.float32)
+    rewards = np.zeros((steps_per_worker, args.num_envs), np.float32)
+    dones = np.zeros((steps_per_worker, args.num_envs), np.float32)
+    values = np.zeros((steps_per_worker, args.num_envs), np.float32)
+    costs = np.zeros((steps_per_worker, args.num_envs), np.float32)
+    cost_values = np.zeros((steps_per_worker, args.num_envs), np.float32)
 
     # Episodes run on across updates: the envs are reset once, here (OmniSafe resets every epoch, which
     # truncates episodes early and, on Safety-Gymnasium, rebuilds the MuJoCo model each time).
-    global_step = 0
-    start_time = last_print = time.time()
-    raw_obs, _ = envs.reset(seed=args.seed)
-    envs.action_space.seed(args.seed)
-    obs_normalizer.update(raw_obs.reshape(args.num_envs, obs_dim))
-    next_obs = obs_normalizer(raw_obs.reshape(args.num_envs, obs_dim))
-    next_done = np.zeros(args.num_envs, np.float32)
+    global_step, completed_iterations = 0, 0
     recent_returns, recent_costs, recent_lengths = deque(maxlen=20), deque(maxlen=20), deque(maxlen=20)
+    optimizers = [critic_optimizer] + [cost_critic_optimizer] * use_cost
+    worker = checkpoint["workers"][rank] if checkpoint else None
+    if checkpoint is not None:
+        agent.load_state_dict(checkpoint["agent"])
+        for optimizer, state in zip(optimizers, checkpoint["optimizers"]):
+            optimizer.load_state_dict(state)
+        obs_normalizer.load_state_dict(checkpoint["obs_normalizer"])
+        global_step, completed_iterations = checkpoint["global_step"], checkpoint["iteration"]
+        lagrange_multiplier = checkpoint["lagrange_multiplier"]
+        for recent, values_saved in zip([recent_returns, recent_costs, recent_lengths], checkpoint["recent_episodes"]):
+            recent.extend(values_saved)
+        if reward_scaler is not None:
+            reward_scaler.load_state_dict(worker["reward_scaler"])
+    if worker is not None and worker["envs"] is not None:
+        for env in envs.envs:
+            env.close()
+        envs.envs = pickle.loads(worker["envs"])  # the episodes go on exactly where they stopped
+        next_obs, next_done = worker["next_obs"], worker["next_done"]
+    else:
+        if worker is not None and rank == 0:
+            print(f"note: {args.env_id}'s envs cannot be saved, so the resumed run starts new episodes", file=sys.stderr)
+        raw_obs, _ = envs.reset(seed=args.seed + rank + global_step)
+        envs.action_space.seed(args.seed + rank)
+        obs_normalizer.update(raw_obs.reshape(args.num_envs, obs_dim))
+        next_obs = obs_normalizer(raw_obs.reshape(args.num_envs, obs_dim))
+        next_done = np.zeros(args.num_envs, np.float32)
+    if worker is not None:
+        random.setstate(worker["python_rng"])
+        np.random.set_state(worker["numpy_rng"])
+        torch.set_rng_state(worker["torch_rng"])
+        if worker["cuda_rng"] is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(worker["cuda_rng"])
+    statistics_at_sync = obs_normalizer.stats.state_dict()
 
-    for iteration in range(1, args.num_iterations + 1):
+    # SIGINT (Ctrl-C) and SIGTERM (a scheduler's pre-emption) stop the run at the next step, after writing
+    # the checkpoint taken at the start of the current iteration.
+    stop_signal = []
+    previous_handlers = {}
+    if threading.current_thread() is threading.main_thread():  # (Python allows handlers only there)
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous_handlers[signum] = signal.signal(signum, lambda signum, frame: stop_signal.append(signum))
+    checkpoint_path = f"{run_dir}/checkpoint.pt"
+
+    def snapshot() -> Optional[dict]:
+        """The run's state between two iterations (every worker's part gathered on rank 0)."""
+        worker_state = {"python_rng": random.getstate(), "numpy_rng": np.random.get_state(),
+                        "torch_rng": torch.get_rng_state(),
+                        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+                        "envs": pickled_envs(envs), "next_obs": next_obs.copy(), "next_done": next_done.copy(),
+                        "reward_scaler": reward_scaler.state_dict() if reward_scaler is not None else None}
+        workers_states = gather_on_rank0(worker_state)
+        if rank != 0:
+            return None
+        return {"format": "trpo_continuous checkpoint", "args": dataclasses.asdict(args), "run_name": run_name,
+                "global_step": global_step, "iteration": iteration - 1, "workers": workers_states,
+                "agent": {key: value.detach().cpu().clone() for key, value in agent.state_dict().items()},
+                "optimizers": [copy.deepcopy(optimizer.state_dict()) for optimizer in optimizers],
+                "obs_normalizer": obs_normalizer.state_dict(), "lagrange_multiplier": lagrange_multiplier,
+                "recent_episodes": [list(recent_returns), list(recent_costs), list(recent_lengths)]}
+
+    start_time = last_print = time.time()
+    start_step = global_step
+    for iteration in range(completed_iterations + 1, args.num_iterations + 1):
+        last_checkpoint = snapshot()
+        if rank == 0 and args.checkpoint_every and iteration - 1 > completed_iterations \
+                and (iteration - 1) % args.checkpoint_every == 0:
+            write_checkpoint(checkpoint_path, last_checkpoint)
         if args.std_schedule is not None:
             progress = (iteration - 1) / max(args.num_iterations - 1, 1)
             agent.actor_logstd.data.fill_(math.log(linear_schedule(*args.std_schedule, progress)))
         rollout_costs = []  # the episodic costs J_c of the episodes that end in this rollout
 
-        # Rollout: num_steps steps of every env with the current policy.
-        for step in range(args.num_steps):
-            global_step += args.num_envs
+        # Rollout: num_steps steps of every env with the current policy (num_steps / N on each of N workers).
+        for step in range(steps_per_worker):
+            if stop_signal:
+                break
+            global_step += args.num_envs * workers
             obs[step] = next_obs
             dones[step] = next_done
             with torch.inference_mode():
@@ -853,10 +1090,18 @@ def train(args: Args) -> dict:
                         recent_costs.append(info["episode_cost"])
                         rollout_costs.append(info["episode_cost"])
                         writer.add_scalar("charts/episodic_cost", info["episode_cost"], global_step)
-            if time.time() - last_print >= 3.0:
+            if time.time() - last_print >= 3.0 and rank == 0:
                 last_print = time.time()
-                print(progress_line(global_step, args.total_timesteps, start_time, recent_returns, recent_costs),
-                      flush=True)
+                print(progress_line(global_step, args.total_timesteps, start_step, start_time, recent_returns,
+                                    recent_costs), flush=True)
+        if stop_signal:
+            if rank == 0:
+                write_checkpoint(checkpoint_path, last_checkpoint)
+                print(f"stopped by signal {stop_signal[0]} at step {global_step}; checkpoint of step "
+                      f"{last_checkpoint['global_step']} written; continue with --resume {checkpoint_path}", flush=True)
+            break
+        if workers > 1:
+            statistics_at_sync = synchronize_statistics(obs_normalizer.stats, statistics_at_sync, device)
 
         # Advantages: GAE(λ) on the rollout, bootstrapped from the value of the next observation.
         with torch.inference_mode():
@@ -879,8 +1124,9 @@ def train(args: Args) -> dict:
             critics.append((agent.cost_critic, cost_critic_optimizer, cost_returns.reshape(-1).to(device)))
         if args.cost_limit is not None:
             # TRPO-Lagrangian: λ moves first, on this rollout's costs; the policy step then uses it.
-            if rollout_costs:
-                lagrange_multiplier = update_lagrange_multiplier(lagrange_multiplier, float(np.mean(rollout_costs)),
+            mean_episode_cost = mean_over_workers(rollout_costs, device)
+            if mean_episode_cost is not None:
+                lagrange_multiplier = update_lagrange_multiplier(lagrange_multiplier, mean_episode_cost,
                                                                  args.cost_limit, args.lagrange_lr)
             b_advantages = penalized_advantages(b_advantages, b_cost_advantages, lagrange_multiplier)
         if args.anneal_lr:
@@ -892,7 +1138,7 @@ def train(args: Args) -> dict:
         critic_losses = critic_update(critics, b_obs, args)
 
         # Logging
-        sps = int(global_step / (time.time() - start_time))
+        sps = int((global_step - start_step) / (time.time() - start_time))
         writer.add_scalar("charts/SPS", sps, global_step)
         writer.add_scalar("charts/learning_rate", critic_optimizer.param_groups[0]["lr"], global_step)
         writer.add_scalar("losses/value_loss", critic_losses[0], global_step)
@@ -910,14 +1156,18 @@ def train(args: Args) -> dict:
             writer.add_scalar("policy/entropy", agent.distribution(b_obs).entropy().mean().item(), global_step)
             writer.add_scalar("policy/std", agent.actor_logstd.exp().mean().item(), global_step)
 
-    print(progress_line(global_step, args.total_timesteps, start_time, recent_returns, recent_costs), flush=True)
+    for signum, handler in previous_handlers.items():
+        signal.signal(signum, handler)
+    if rank == 0:
+        print(progress_line(global_step, args.total_timesteps, start_step, start_time, recent_returns, recent_costs),
+              flush=True)
     envs.close()
     result = {"global_step": global_step, "episodic_return": float(np.mean(recent_returns)) if recent_returns else float("nan"),
               "episodic_cost": float(np.mean(recent_costs)) if recent_costs else float("nan"),
-              "sps": int(global_step / (time.time() - start_time)), "run_name": run_name,
-              "lagrange_multiplier": lagrange_multiplier}
-    if args.save_model:
-        model_path = f"runs/{run_name}/{args.exp_name}.model"
+              "sps": int((global_step - start_step) / (time.time() - start_time)), "run_name": run_name,
+              "lagrange_multiplier": lagrange_multiplier, "agent": agent, "stopped_by_signal": stop_signal[0] if stop_signal else None}
+    if args.save_model and rank == 0 and not stop_signal:
+        model_path = f"{run_dir}/{args.exp_name}.model"
         save_model(model_path, agent, obs_normalizer, args.env_id)
         print(f"model saved to {model_path}")
         evaluation = evaluate(model_path, args.env_id, args.eval_episodes, seed=args.seed, device=str(device))
@@ -926,14 +1176,14 @@ def train(args: Args) -> dict:
         print(evaluation_line(evaluation))
         result.update(model_path=model_path, eval_return=evaluation["mean_return"], eval_cost=evaluation["mean_cost"])
     writer.close()
-    if args.track:
+    if args.track and rank == 0:
         wandb.finish()
     return result
 
 
-def progress_line(global_step: int, total: int, start_time: float, recent_returns, recent_costs) -> str:
+def progress_line(global_step: int, total: int, start_step: int, start_time: float, recent_returns, recent_costs) -> str:
     elapsed = time.time() - start_time
-    sps = global_step / max(elapsed, 1e-9)
+    sps = (global_step - start_step) / max(elapsed, 1e-9)
     eta = (total - global_step) / max(sps, 1e-9)
     line = f"step {global_step}/{total} | SPS {sps:.0f} | ETA {eta / 60:.1f} min"
     if recent_returns:
@@ -973,8 +1223,8 @@ def main():
         args = parse_args()
         if args.eval_model:
             print(evaluation_line(evaluate(args.eval_model, args.env_id, args.eval_episodes, args.seed)))
-        else:
-            train(args)
+        elif train(args)["stopped_by_signal"] is not None:
+            sys.exit(130)  # the shell's code for a run stopped by a signal
     except UsageError as error:
         sys.exit(f"error: {error}")
 

@@ -5,14 +5,19 @@
 
 Writes `<results-dir>/report.md` (also printed) and one `<env_id>.png` per env: the return (and the cost,
 for envs that report one) against steps, the mean over seeds with a band of ± one standard deviation,
-one line per `exp_name`. Beside each env's table stand the published results for the same task
-(benchmark/reference-results.md, with their sources and settings).
+one line per `exp_name` (a dashed line marks a run's `--cost-limit`). Beside each env's table stand the
+published results for the same task (benchmark/reference-results.md, with their sources and settings).
+OmniSafe's own runs (benchmark/peers/omnisafe_trpo.py --log-dir <results-dir>/omnisafe) are read from
+their progress.csv and reported as exp_name `omnisafe-<algo>`: each of their points is already the mean of
+one epoch's episodes (about 20), so they are not averaged again.
 
 return / cost: the mean over the last `window` episodes (the window of the console and of train());
 eval: the mean return of the deterministic evaluation that `--save-model` runs; steps to threshold: the
 first step at which the moving mean return reaches the env's threshold; "return at S": the moving mean at
 S = k/curve_points of the env's total_timesteps, k = 1, 2, ...: a coarse learning curve in numbers."""
+import csv
 import glob
+import json
 import os
 import dataclasses
 from dataclasses import dataclass
@@ -89,12 +94,36 @@ def load_run(run_dir: str, args: Args) -> dict:
         reached = int(steps[above[0]]) if len(above) else None
     last_step = int(sps_steps[-1])
     return {"env": run_args["env_id"], "exp": run_args["exp_name"], "seed": run_args["seed"], "steps": last_step,
-            "budget": run_args["total_timesteps"],
+            "budget": run_args["total_timesteps"], "window": args.window, "cost_limit": run_args.get("cost_limit"),
             "episodes": (steps, returns, cost_steps, costs),
             "return": moving_mean_at(steps, returns, [last_step], args.window)[0],
             "cost": moving_mean_at(cost_steps, costs, [last_step], args.window)[0],
             "eval": eval_returns.mean() if len(eval_returns) else float("nan"), "reached": reached, "sps": sps[-1],
             "wall_min": (accumulator.Scalars("charts/SPS")[-1].wall_time - accumulator.FirstEventTimestamp()) / 60}
+
+
+def load_omnisafe_run(progress_csv: str, args: Args) -> dict:
+    """An OmniSafe run (its progress.csv and config.json) in load_run's format."""
+    with open(os.path.join(os.path.dirname(progress_csv), "config.json")) as f:
+        config = json.load(f)
+    with open(progress_csv) as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        raise SystemExit(f"error: {progress_csv} has no finished epoch; is the run finished?")
+    steps = np.array([float(row["TotalEnvSteps"]) for row in rows])
+    returns = np.array([float(row["Metrics/EpRet"]) for row in rows])
+    costs = np.array([float(row["Metrics/EpCost"]) for row in rows])
+    reached = None
+    if config["env_id"] in args.thresholds:
+        above = np.flatnonzero(returns >= args.thresholds[config["env_id"]])
+        reached = int(steps[above[0]]) if len(above) else None
+    wall = float(rows[-1]["Time/Total"])
+    lagrange = config.get("lagrange_cfgs") or {}
+    return {"env": config["env_id"], "exp": f"omnisafe-{config['algo']}", "seed": config["seed"],
+            "steps": int(steps[-1]), "budget": config["train_cfgs"]["total_steps"], "window": 1,
+            "cost_limit": lagrange.get("cost_limit"), "episodes": (steps, returns, steps, costs),
+            "return": returns[-1], "cost": costs[-1], "eval": float("nan"), "reached": reached,
+            "sps": steps[-1] / wall, "wall_min": wall / 60}
 
 
 def mean_std(values) -> str:
@@ -120,7 +149,7 @@ def env_tables(runs: list, args: Args) -> list:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in runs:
         steps, returns, cost_steps, costs = r["episodes"]
-        curve = zip(moving_mean_at(steps, returns, at, args.window), moving_mean_at(cost_steps, costs, at, args.window))
+        curve = zip(moving_mean_at(steps, returns, at, r["window"]), moving_mean_at(cost_steps, costs, at, r["window"]))
         cells = [r["exp"], r["seed"], r["steps"], f"{r['return']:.1f}"] + [f"{r['cost']:.1f}"] * with_cost
         cells += [f"{r['eval']:.1f}" if not np.isnan(r["eval"]) else "-"]
         cells += [r["reached"] if r["reached"] is not None else "not reached"] * (threshold is not None)
@@ -147,7 +176,7 @@ def plot_env(runs: list, path: str, window: int):
     for exp in sorted({r["exp"] for r in runs}):
         group = [r for r in runs if r["exp"] == exp]
         for ax, (steps_i, values_i), label in zip(axes[0], [(0, 1), (2, 3)], ["return", "cost"]):
-            curves = np.array([moving_mean_at(r["episodes"][steps_i], r["episodes"][values_i], grid, window)
+            curves = np.array([moving_mean_at(r["episodes"][steps_i], r["episodes"][values_i], grid, r["window"])
                                for r in group])
             if np.isnan(curves).all():
                 continue
@@ -156,6 +185,8 @@ def plot_env(runs: list, path: str, window: int):
                 mean, std = np.nanmean(curves, axis=0), np.nanstd(curves, axis=0)
             (line,) = ax.plot(grid, mean, label=f"{exp} ({len(group)} seed{'s' * (len(group) > 1)})")
             ax.fill_between(grid, mean - std, mean + std, color=line.get_color(), alpha=0.2)
+            if label == "cost" and group[0]["cost_limit"] is not None:
+                ax.axhline(group[0]["cost_limit"], color=line.get_color(), linestyle="--", linewidth=1)
             ax.set_xlabel("environment steps")
             ax.set_ylabel(f"episodic {label} (mean of last {window} episodes)")
             ax.grid(alpha=0.3)
@@ -171,7 +202,10 @@ def main(args: Args):
     if not run_dirs:
         raise SystemExit(f"error: no run in {args.results_dir}/runs; "
                          f"run benchmark/run.py --results-dir {args.results_dir} first")
-    runs = sorted((load_run(os.path.dirname(d), args) for d in run_dirs), key=lambda r: (r["env"], r["exp"], r["seed"]))
+    runs = [load_run(os.path.dirname(d), args) for d in run_dirs]
+    runs += [load_omnisafe_run(path, args) for path in glob.glob(os.path.join(args.results_dir, "omnisafe", "*", "seed-*",
+                                                                          "progress.csv"))]
+    runs.sort(key=lambda r: (r["env"], r["exp"], r["seed"]))
     lines = [f"# Results in {args.results_dir}", ""]
     for env in sorted({r["env"] for r in runs}):
         env_runs = [r for r in runs if r["env"] == env]

@@ -1,0 +1,48 @@
+"""One torchrun worker for tests/test_distributed.py (not a test file itself):
+
+    torchrun --nproc_per_node 2 tests/distributed_worker.py SCRIPT MODE OUT_DIR
+
+MODE `train`: a tiny training run; each worker saves its final parameters to OUT_DIR/rank<r>.pt.
+MODE `averages`: each worker holds one half of a fixed batch and saves the averaged quantities it computes
+(Fisher-vector product, policy-update statistics, standardized advantages, observation statistics)."""
+import importlib
+import os
+import sys
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+script, mode, out_dir = sys.argv[1:4]
+trpo = importlib.import_module(script)
+rank = int(os.environ["RANK"])
+
+if mode == "train":
+    env_id = "Pendulum-v1" if script == "trpo_continuous" else "CartPole-v1"
+    result = trpo.train(trpo.Args(env_id=env_id, total_timesteps=2400, num_envs=1, num_steps=400, num_minibatches=4,
+                                  update_epochs=2, save_model=True, eval_episodes=1))
+    torch.save({"agent": result["agent"].state_dict(), "global_step": result["global_step"]},
+               os.path.join(out_dir, f"rank{rank}.pt"))
+else:
+    dist.init_process_group("gloo")
+    batch = torch.load(os.path.join(out_dir, "batch.pt"), weights_only=False)
+    half = slice(rank * len(batch["obs"]) // 2, (rank + 1) * len(batch["obs"]) // 2)
+    torch.manual_seed(0)
+    agent = trpo.Agent(batch["obs"].shape[1], batch["n_out"], hidden_sizes=(8,))
+    averaged = {"fvp": trpo.fisher_vector_product(agent, batch["obs"][half], batch["vector"], 0.1),
+                "standardized": trpo.standardize(batch["advantages"][half])}
+    args = trpo.Args(target_kl=0.01, cg_iters=10)
+    averaged["update"] = trpo.trpo_policy_update(agent, batch["obs"][half], batch["actions"][half],
+                                                  batch["logprobs"][half], batch["advantages"][half], args)
+    averaged["policy"] = [p.detach().clone() for p in agent.actor_parameters()]
+    stats = trpo.RunningMeanStd((batch["obs"].shape[1],))
+    stats.update(batch["raw_obs"][:10])  # the statistics all workers share at the last synchronization
+    at_sync = {key: value.clone() if torch.is_tensor(value) else value for key, value in stats.state_dict().items()}
+    for rows in np.array_split(np.arange(10, 40)[rank::2], 3):  # each worker's own observations since then
+        stats.update(batch["raw_obs"][rows])
+    synced = trpo.synchronize_statistics(stats, at_sync, "cpu")
+    averaged["obs_stats"] = (synced["mean"], synced["var"], synced["count"])
+    averaged["mean_cost"] = trpo.mean_over_workers([1.0, 2.0, 3.0] if rank == 0 else [10.0], "cpu")
+    torch.save(averaged, os.path.join(out_dir, f"rank{rank}.pt"))
+    dist.destroy_process_group()
