@@ -169,10 +169,12 @@ def validate_args(args: Args, workers: int = 1) -> Args:
     args.batch_size = args.num_envs * args.num_steps
     if args.num_steps % workers != 0:
         raise UsageError(f"--num-steps {args.num_steps} cannot be shared by {workers} workers; choose a multiple of {workers}")
-    if (args.batch_size // workers) % args.num_minibatches != 0:
+    if args.batch_size % args.num_minibatches != 0:
         raise UsageError(f"--num-minibatches {args.num_minibatches} does not divide the batch of "
-                         f"{args.batch_size // workers} (num_envs × num_steps{' / workers' * (workers > 1)}); "
-                         f"choose a divisor")
+                         f"{args.batch_size} (num_envs × num_steps); choose a divisor")
+    if args.batch_size // workers < args.num_minibatches:
+        raise UsageError(f"each of {workers} workers holds {args.batch_size // workers} steps, fewer than "
+                         f"--num-minibatches {args.num_minibatches}; lower it or raise --num-steps")
     args.minibatch_size = args.batch_size // args.num_minibatches
     args.num_iterations = args.total_timesteps // args.batch_size
     if args.num_iterations == 0:
@@ -395,6 +397,14 @@ def all_reduce_mean(tensor: torch.Tensor) -> torch.Tensor:
         dist.all_reduce(tensor)
         tensor /= world_size()
     return tensor
+
+
+def average_gradients(params: list):
+    """∇ ← (1/N) Σ_workers ∇ for every parameter, in one all-reduce of the flattened gradients (one round
+    trip per critic minibatch, not one per tensor)."""
+    if world_size() > 1:
+        flat = all_reduce_mean(torch.cat([p.grad.reshape(-1) for p in params]))
+        set_flat_params([p.grad for p in params], flat)
 
 
 def mean_over_workers(values: list, device) -> Optional[float]:
@@ -624,15 +634,15 @@ def critic_update(critics: list, obs, args: Args) -> list:
     squared_errors = [[] for _ in critics]
     for _ in range(args.update_epochs):
         squared_errors = [[] for _ in critics]
-        for batch in torch.randperm(len(obs), device=obs.device).split(len(obs) // args.num_minibatches):
+        # (with N workers, minibatch k has the same size on every worker, so their mean gradient is the minibatch's)
+        for batch in torch.randperm(len(obs), device=obs.device).tensor_split(args.num_minibatches):
             for (network, optimizer, returns), errors in zip(critics, squared_errors):
                 params = list(network.parameters())
                 mse = (network(obs[batch]).squeeze(-1) - returns[batch]).pow(2).mean()
                 loss = mse + args.critic_l2_coef * sum(p.pow(2).sum() for p in params)
                 optimizer.zero_grad()
                 loss.backward()
-                for p in params:  # the gradient of the whole minibatch, shared by all workers
-                    all_reduce_mean(p.grad)
+                average_gradients(params)
                 nn.utils.clip_grad_norm_(params, args.max_grad_norm)
                 optimizer.step()
                 errors.append(mse.item())

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The runs behind the README's results (benchmark/results/main), two at a time on 2 cores: about 1.5 hours.
+# The runs behind the README's results (benchmark/results/main), two at a time on 2 cores: about 4 hours.
 # Each line of run.py runs `<script>.py --env-id ENV --seed SEED --save-model <script-args>` for every env × seed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,9 +20,23 @@ $RUN --script trpo_discrete --env-ids CartPole-v1 --seeds 0 1 2
 $RUN --script trpo_discrete --env-ids CartPole-v1 --seeds 0 --script-args="--exp-name continuous_defaults \
   --num-envs 1 --num-steps 20000 --gae-lambda 0.95 --cg-damping 0.1 --update-epochs 10 --num-minibatches 160"
 
+# TRPO-Lagrangian (issue: safe RL), beside the plain runs above: cost limit 25, the other settings the defaults.
+$RUN --env-ids SafetyHalfCheetahVelocity-v1 SafetyPointGoal1-v0 --seeds 0 1 2 --script-args="--cost-limit 25 --exp-name lag25"
+
+# OmniSafe 0.5.0's own TRPO at our budget (its defaults, which ours follow; after bash benchmark/peers/setup.sh),
+# into benchmark/results/main/omnisafe, which report.py reads as exp_name omnisafe-TRPO.
+OMNISAFE="benchmark/peers/.venv-omnisafe/bin/python benchmark/peers/omnisafe_trpo.py --total-timesteps 1000000"
+$OMNISAFE --env-id SafetyPointGoal1-v0 --seed 0 --log-dir benchmark/results/main/omnisafe
+for seed in 0 1 2; do
+  $OMNISAFE --env-id SafetyHalfCheetahVelocity-v1 --seed $seed --log-dir benchmark/results/main/omnisafe
+done
+
 # Tables and plots: benchmark/results/main/report.md and one PNG per env.
 $PYTHON benchmark/report.py benchmark/results/main
 
 # Speed: training SPS beside the raw simulator's, one env, alone on the machine (printed, not saved).
 $PYTHON benchmark/speed.py --env-id HalfCheetah-v4
 $PYTHON benchmark/speed.py --env-id SafetyPointGoal1-v0
+# Data-parallel scaling: one process, then torchrun with 2 workers.
+$PYTHON benchmark/speed.py --env-id SafetyPointGoal1-v0 --workers 2 --total-timesteps 60000 --raw-steps 10000
+$PYTHON benchmark/speed.py --env-id HalfCheetah-v4 --workers 2

@@ -3,6 +3,7 @@
     python benchmark/speed.py --env-id HalfCheetah-v4 --total-timesteps 100000
     python benchmark/speed.py --env-id SafetyPointGoal1-v0 --num-envs 2 --async-envs
     python benchmark/speed.py --env-id HalfCheetah-v4 --peers     # after: bash benchmark/peers/setup.sh
+    python benchmark/speed.py --env-id SafetyPointGoal1-v0 --workers 2
 
 (a) raw: the same vectorized envs as training (the script's own `make_vector_env`) stepped with random
 actions; (b) training: `train()` with the script's defaults for this env and vectorization. The raw
@@ -10,7 +11,9 @@ simulator is measured before and after training and averaged, so that a machine 
 affects both sides alike. Prints training SPS / raw SPS. With --peers (one env only), also (c) SB3-contrib's
 and OmniSafe's TRPO on the same task with the same batch, conjugate-gradient iterations and critic passes
 (benchmark/peers/*_trpo.py, each in its own virtual environment), and prints our SPS over theirs.
-Runs are written to a temporary folder."""
+With --workers N, also (d) the same training under `torchrun --nproc_per_node N` (data-parallel workers,
+each with num_envs envs and the same global batch), and prints its SPS over the one-process SPS and the
+scaling efficiency (that ratio / N). Runs are written to a temporary folder."""
 import dataclasses
 import importlib
 import os
@@ -47,6 +50,8 @@ class Args:
     """environment steps of each raw-simulator measurement"""
     peers: bool = False
     """if toggled, also measure SB3-contrib's and OmniSafe's TRPO (one env; SB3-contrib not on Safety* ids)"""
+    workers: int = 1
+    """if above 1, also measure training with this many torchrun workers"""
 
 
 def raw_sps(module, script_args, steps: int) -> float:
@@ -78,9 +83,24 @@ def peer_sps(key: str, args: Args, num_steps: int, minibatch_size: int, target_k
     return float(found[-1])
 
 
+def torchrun_sps(args: Args, script_args, workers: int) -> float:
+    """Training SPS with `workers` data-parallel processes (rank 0's last progress line)."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(workers),
+               os.path.join(REPO, f"{args.script}.py"), "--env-id", args.env_id, "--num-envs", str(args.num_envs),
+               "--total-timesteps", str(args.total_timesteps), "--num-steps", str(script_args.num_steps),
+               "--exp-name", "speed"] + ["--async-envs"] * args.async_envs
+    done = subprocess.run(command, capture_output=True, text=True)
+    found = re.findall(r"^step \d+/\d+ \| SPS (\d+)", done.stdout, re.MULTILINE)
+    if done.returncode != 0 or not found:
+        raise SystemExit(f"error: {' '.join(command)} failed: {done.stderr.strip().splitlines()[-1:]}")
+    return float(found[-1])
+
+
 def main(args: Args):
     if args.peers and (args.num_envs != 1 or args.async_envs or args.script != "trpo_continuous"):
         raise SystemExit("error: --peers measures trpo_continuous with one env: drop --script, --num-envs, --async-envs")
+    if args.workers < 1:
+        raise SystemExit(f"error: --workers must be positive, got {args.workers}")
     if args.script not in ("trpo_continuous", "trpo_discrete"):
         raise SystemExit(f"error: --script must be trpo_continuous or trpo_discrete, not {args.script}")
     module = importlib.import_module(args.script)
@@ -110,6 +130,10 @@ def main(args: Args):
                 continue
             theirs = peer_sps(key, args, script_args.num_steps, minibatch_size, script_args.target_kl)
             print(f"{name} TRPO: {theirs:.0f} SPS; ours / theirs = {training / theirs:.2f}", flush=True)
+        if args.workers > 1:
+            parallel = torchrun_sps(args, script_args, args.workers)
+            print(f"{args.workers} workers: {parallel:.0f} SPS, {parallel / training:.2f}× one process, "
+                  f"scaling efficiency {parallel / training / args.workers:.2f}", flush=True)
         os.chdir(start_dir)
 
 if __name__ == "__main__":
