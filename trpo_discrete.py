@@ -57,7 +57,8 @@ class Args:
     checkpoint_every: int = 0
     """write `runs/<run_name>/checkpoint.pt` every this many iterations (0: never); SIGINT and SIGTERM always write one"""
     resume: Optional[str] = None
-    """path of a `checkpoint.pt`: continue that run (its arguments, TensorBoard folder and step count; other flags are ignored)"""
+    """path of a `checkpoint.pt`: continue that run (its arguments, TensorBoard folder and step count; other
+    flags are ignored)"""
 
     # Algorithm specific arguments
     env_id: str = "CartPole-v1"
@@ -103,7 +104,8 @@ class Args:
     normalize_reward: bool = False
     """if toggled, rewards are divided by a running standard deviation of the discounted return"""
     anneal_lr: bool = False
-    """if toggled, the critics' learning rate decays linearly from critic_lr to 0 over the run (OmniSafe's linear_lr_decay)"""
+    """if toggled, the critics' learning rate decays linearly from critic_lr to 0 over the run (OmniSafe's
+    linear_lr_decay)"""
 
     # Networks
     hidden_sizes: Tuple[int, ...] = (64, 64)
@@ -168,7 +170,8 @@ def validate_args(args: Args, workers: int = 1) -> Args:
         raise UsageError(f"--cost-limit must be non-negative, got {args.cost_limit}")
     args.batch_size = args.num_envs * args.num_steps
     if args.num_steps % workers != 0:
-        raise UsageError(f"--num-steps {args.num_steps} cannot be shared by {workers} workers; choose a multiple of {workers}")
+        raise UsageError(f"--num-steps {args.num_steps} cannot be shared by {workers} workers; "
+                         f"choose a multiple of {workers}")
     if args.batch_size % args.num_minibatches != 0:
         raise UsageError(f"--num-minibatches {args.num_minibatches} does not divide the batch of "
                          f"{args.batch_size} (num_envs × num_steps); choose a divisor")
@@ -832,14 +835,28 @@ def train(args: Args) -> dict:
     started_group = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized()
     if started_group:
         dist.init_process_group("nccl" if args.cuda and torch.cuda.is_available() else "gloo")
+    # SIGINT (Ctrl-C) and SIGTERM (a scheduler's pre-emption) stop the run at its next step, after writing the
+    # checkpoint taken at the start of the current iteration. A second signal acts as usual (Ctrl-C twice kills).
+    stop_signal, previous_handlers = [], {}
+
+    def request_stop(signum, frame):
+        stop_signal.append(signum)
+        signal.signal(signum, previous_handlers[signum])
+
+    if threading.current_thread() is threading.main_thread():  # (Python allows handlers only there)
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous_handlers[signum] = signal.signal(signum, request_stop)
     try:
-        return train_worker(args)
+        return train_worker(args, stop_signal)
     finally:
+        for signum, handler in previous_handlers.items():
+            signal.signal(signum, handler)
         if started_group:
             dist.destroy_process_group()
 
 
-def train_worker(args: Args) -> dict:
+def train_worker(args: Args, stop_signal: list) -> dict:
+    """The training run of one worker (the only one without torchrun); stops early once stop_signal is not empty."""
     workers, rank = world_size(), dist.get_rank() if world_size() > 1 else 0
     checkpoint = None
     if args.resume:  # everything is read and checked before anything is written
@@ -906,8 +923,8 @@ def train_worker(args: Args) -> dict:
     costs = np.zeros((steps_per_worker, args.num_envs), np.float32)
     cost_values = np.zeros((steps_per_worker, args.num_envs), np.float32)
 
-    # Episodes run on across updates: the envs are reset once, here (OmniSafe resets every epoch, which
-    # truncates episodes early).
+    # Episodes run on across updates: the envs are reset once, here, or restored from a checkpoint (OmniSafe
+    # resets every epoch, which truncates episodes early).
     global_step, completed_iterations = 0, 0
     recent_returns, recent_costs, recent_lengths = deque(maxlen=20), deque(maxlen=20), deque(maxlen=20)
     optimizers = [critic_optimizer] + [cost_critic_optimizer] * use_cost
@@ -944,13 +961,6 @@ def train_worker(args: Args) -> dict:
             torch.cuda.set_rng_state_all(worker["cuda_rng"])
     statistics_at_sync = obs_normalizer.stats.state_dict()
 
-    # SIGINT (Ctrl-C) and SIGTERM (a scheduler's pre-emption) stop the run at the next step, after writing
-    # the checkpoint taken at the start of the current iteration.
-    stop_signal = []
-    previous_handlers = {}
-    if threading.current_thread() is threading.main_thread():  # (Python allows handlers only there)
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            previous_handlers[signum] = signal.signal(signum, lambda signum, frame: stop_signal.append(signum))
     checkpoint_path = f"{run_dir}/checkpoint.pt"
 
     def snapshot() -> Optional[dict]:
@@ -1074,7 +1084,8 @@ def train_worker(args: Args) -> dict:
             b_advantages = penalized_advantages(b_advantages, b_cost_advantages, lagrange_multiplier)
         if args.anneal_lr:
             for _, optimizer, _ in critics:
-                optimizer.param_groups[0]["lr"] = linear_schedule(args.critic_lr, 0.0, (iteration - 1) / args.num_iterations)
+                progress = (iteration - 1) / args.num_iterations
+                optimizer.param_groups[0]["lr"] = linear_schedule(args.critic_lr, 0.0, progress)
 
         # Update: one TRPO step on the policy, then the critics.
         trpo_stats = trpo_policy_update(agent, b_obs, b_actions, b_logprobs, b_advantages, args)
@@ -1098,16 +1109,15 @@ def train_worker(args: Args) -> dict:
         with torch.no_grad():
             writer.add_scalar("policy/entropy", agent.distribution(b_obs).entropy().mean().item(), global_step)
 
-    for signum, handler in previous_handlers.items():
-        signal.signal(signum, handler)
-    if rank == 0:
+    if rank == 0 and not stop_signal:
         print(progress_line(global_step, args.total_timesteps, start_step, start_time, recent_returns, recent_costs),
               flush=True)
     envs.close()
     result = {"global_step": global_step, "episodic_return": float(np.mean(recent_returns)) if recent_returns else float("nan"),
               "episodic_cost": float(np.mean(recent_costs)) if recent_costs else float("nan"),
               "sps": int((global_step - start_step) / (time.time() - start_time)), "run_name": run_name,
-              "lagrange_multiplier": lagrange_multiplier, "agent": agent, "stopped_by_signal": stop_signal[0] if stop_signal else None}
+              "lagrange_multiplier": lagrange_multiplier, "agent": agent,
+              "stopped_by_signal": stop_signal[0] if stop_signal else None}
     if args.save_model and rank == 0 and not stop_signal:
         model_path = f"{run_dir}/{args.exp_name}.model"
         save_model(model_path, agent, obs_normalizer, args.env_id)
