@@ -996,13 +996,15 @@ def train_worker(args: Args, stop_signal: list) -> dict:
         agent.load_state_dict(checkpoint["agent"])
         for optimizer, state in zip(optimizers, checkpoint["optimizers"]):
             optimizer.load_state_dict(state)
-        obs_normalizer.load_state_dict(checkpoint["obs_normalizer"])
+        obs_normalizer.load_state_dict(worker["obs_normalizer"])
         global_step, completed_iterations = checkpoint["global_step"], checkpoint["iteration"]
         lagrange_multiplier = checkpoint["lagrange_multiplier"]
         for recent, values_saved in zip([recent_returns, recent_costs, recent_lengths], checkpoint["recent_episodes"]):
             recent.extend(values_saved)
         if reward_scaler is not None:
             reward_scaler.load_state_dict(worker["reward_scaler"])
+    # the observation statistics that all workers share: each worker's later observations are merged into them
+    statistics_at_sync = worker["statistics_at_sync"] if worker is not None else obs_normalizer.stats.state_dict()
     if worker is not None and worker["envs"] is not None:
         for env in envs.envs:
             env.close()
@@ -1022,7 +1024,6 @@ def train_worker(args: Args, stop_signal: list) -> dict:
         torch.set_rng_state(worker["torch_rng"])
         if worker["cuda_rng"] is not None and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(worker["cuda_rng"])
-    statistics_at_sync = obs_normalizer.stats.state_dict()
 
     checkpoint_path = f"{run_dir}/checkpoint.pt"
 
@@ -1032,7 +1033,8 @@ def train_worker(args: Args, stop_signal: list) -> dict:
                         "torch_rng": torch.get_rng_state(),
                         "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
                         "envs": pickled_envs(envs), "next_obs": next_obs.copy(), "next_done": next_done.copy(),
-                        "reward_scaler": reward_scaler.state_dict() if reward_scaler is not None else None}
+                        "reward_scaler": reward_scaler.state_dict() if reward_scaler is not None else None,
+                        "obs_normalizer": obs_normalizer.state_dict(), "statistics_at_sync": statistics_at_sync}
         workers_states = gather_on_rank0(worker_state)
         if rank != 0:
             return None
@@ -1040,7 +1042,7 @@ def train_worker(args: Args, stop_signal: list) -> dict:
                 "global_step": global_step, "iteration": iteration - 1, "workers": workers_states,
                 "agent": {key: value.detach().cpu().clone() for key, value in agent.state_dict().items()},
                 "optimizers": [copy.deepcopy(optimizer.state_dict()) for optimizer in optimizers],
-                "obs_normalizer": obs_normalizer.state_dict(), "lagrange_multiplier": lagrange_multiplier,
+                "lagrange_multiplier": lagrange_multiplier,
                 "recent_episodes": [list(recent_returns), list(recent_costs), list(recent_lengths)]}
 
     start_time = last_print = time.time()
@@ -1184,7 +1186,7 @@ def train_worker(args: Args, stop_signal: list) -> dict:
     result = {"global_step": global_step, "episodic_return": float(np.mean(recent_returns)) if recent_returns else float("nan"),
               "episodic_cost": float(np.mean(recent_costs)) if recent_costs else float("nan"),
               "sps": int((global_step - start_step) / (time.time() - start_time)), "run_name": run_name,
-              "lagrange_multiplier": lagrange_multiplier, "agent": agent,
+              "lagrange_multiplier": lagrange_multiplier, "agent": agent, "obs_normalizer": obs_normalizer,
               "stopped_by_signal": stop_signal[0] if stop_signal else None}
     if args.save_model and rank == 0 and not stop_signal:
         model_path = f"{run_dir}/{args.exp_name}.model"

@@ -41,8 +41,11 @@ PUBLISHED = {
                        "Tianshou: 4471.2 ± 804.9 (HalfCheetah-v3, best mean within 1e6 steps, 10 seeds, 16 envs)"],
     "Hopper-v4": ["SB3-contrib, rl-baselines3-zoo: 3618.4 ± 356.8 (Hopper-v3, 1e6 steps, one run, deterministic evaluation)",
                   "Tianshou: 2046.0 ± 1037.9 (Hopper-v3, best mean within 1e6 steps, 10 seeds, 16 envs)"],
-    "SafetyPointGoal1-v0": ["OmniSafe TRPO: return 27.20 ± 0.44, cost 45.88 ± 11.27 (1e7 steps, 5 seeds)"],
-    "SafetyHalfCheetahVelocity-v1": ["OmniSafe TRPO: return 6490.76 ± 2507.18, cost 734.26 ± 321.88 (1e7 steps, 5 seeds)"],
+    "SafetyPointGoal1-v0": ["OmniSafe TRPO: return 27.20 ± 0.44, cost 45.88 ± 11.27 (1e7 steps, 5 seeds)",
+                            "OmniSafe TRPOLag, cost limit 25: return 18.51 ± 3.83, cost 22.98 ± 8.45 (1e7 steps)"],
+    "SafetyHalfCheetahVelocity-v1": ["OmniSafe TRPO: return 6490.76 ± 2507.18, cost 734.26 ± 321.88 (1e7 steps, 5 seeds)",
+                                     "OmniSafe TRPOLag, cost limit 25: return 2884.68 ± 77.47, cost 9.04 ± 11.83 "
+                                     "(1e7 steps)"],
 }
 
 

@@ -85,7 +85,7 @@ def peer_sps(key: str, args: Args, num_steps: int, minibatch_size: int, target_k
 
 def torchrun_sps(args: Args, script_args, workers: int) -> float:
     """Training SPS with `workers` data-parallel processes (rank 0's last progress line)."""
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(workers),
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(workers),
                os.path.join(REPO, f"{args.script}.py"), "--env-id", args.env_id, "--num-envs", str(args.num_envs),
                "--total-timesteps", str(args.total_timesteps), "--num-steps", str(script_args.num_steps),
                "--exp-name", "speed"] + ["--async-envs"] * args.async_envs

@@ -2,9 +2,12 @@
 
     torchrun --nproc_per_node 2 tests/distributed_worker.py SCRIPT MODE OUT_DIR
 
-MODE `train`: a tiny training run; each worker saves its final parameters to OUT_DIR/rank<r>.pt.
+MODE `train`: a tiny training run of 6 iterations with a checkpoint after 3; each worker saves its final
+parameters and observation statistics to OUT_DIR/train<rank>.pt. MODE `resume`: resumes that checkpoint,
+and saves the same to OUT_DIR/resume<rank>.pt.
 MODE `averages`: each worker holds one half of a fixed batch and saves the averaged quantities it computes
 (Fisher-vector product, policy-update statistics, standardized advantages, observation statistics)."""
+import glob
 import importlib
 import os
 import sys
@@ -21,9 +24,13 @@ rank = int(os.environ["RANK"])
 if mode == "train":
     env_id = "Pendulum-v1" if script == "trpo_continuous" else "CartPole-v1"
     result = trpo.train(trpo.Args(env_id=env_id, total_timesteps=2400, num_envs=1, num_steps=400, num_minibatches=4,
-                                  update_epochs=2, save_model=True, eval_episodes=1))
-    torch.save({"agent": result["agent"].state_dict(), "global_step": result["global_step"]},
-               os.path.join(out_dir, f"rank{rank}.pt"))
+                                  update_epochs=2, save_model=True, eval_episodes=1, checkpoint_every=3))
+elif mode == "resume":  # (a second torchrun launch: a process group is started once per process)
+    (checkpoint,) = glob.glob(os.path.join(out_dir, "runs", "*", "checkpoint.pt"))
+    result = trpo.train(trpo.Args(resume=checkpoint))
+if mode in ("train", "resume"):
+    torch.save({"agent": result["agent"].state_dict(), "global_step": result["global_step"],
+                "obs_stats": result["obs_normalizer"].state_dict()}, os.path.join(out_dir, f"{mode}{rank}.pt"))
 else:
     dist.init_process_group("gloo")
     batch = torch.load(os.path.join(out_dir, "batch.pt"), weights_only=False)

@@ -21,21 +21,27 @@ def trpo(request):
 
 
 def torchrun(script_name, mode, out_dir, timeout=240):
-    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                           "--master_port", str(29500 + os.getpid() % 1000),
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                            os.path.join(ROOT, "tests", "distributed_worker.py"), script_name, mode, str(out_dir)],
                           capture_output=True, text=True, timeout=timeout, cwd=out_dir)
     assert done.returncode == 0, done.stderr[-3000:]
-    return [torch.load(out_dir / f"rank{rank}.pt", weights_only=False) for rank in (0, 1)]
+    return [torch.load(out_dir / f"{mode if mode != 'averages' else 'rank'}{rank}.pt", weights_only=False)
+            for rank in (0, 1)]
 
 
-def test_two_workers_end_with_identical_parameters(trpo, in_tmp):
+def test_two_workers_end_with_identical_parameters_and_resume_exactly(trpo, in_tmp):
     rank0, rank1 = torchrun(trpo.__name__, "train", in_tmp)
     assert rank0["global_step"] == rank1["global_step"] == 2400  # total_timesteps is global
     assert all(torch.equal(rank0["agent"][key], rank1["agent"][key]) for key in rank0["agent"])
+    stats0, stats1 = rank0["obs_stats"], rank1["obs_stats"]  # the observation statistics too, all of them
+    assert torch.equal(stats0["mean"], stats1["mean"]) and torch.equal(stats0["var"], stats1["var"])
+    assert stats0["count"] == stats1["count"] == pytest.approx(2400 + 2 + 1e-4)  # every step and both resets
     (run_dir,) = (in_tmp / "runs").iterdir()  # only rank 0 logs and saves
     assert len(list(run_dir.glob("events.out.tfevents.*"))) == 1 and len(list(run_dir.glob("*.model"))) == 1
     assert len(read_scalars(run_dir)["charts/SPS"]) == 6  # the batch is global: 400 steps = 2 workers × 200
+    for uninterrupted, resumed in zip([rank0, rank1], torchrun(trpo.__name__, "resume", in_tmp)):
+        # from the checkpoint after 3 of the 6 iterations: every worker's own envs and streams restored
+        assert all(torch.equal(value, resumed["agent"][key]) for key, value in uninterrupted["agent"].items())
 
 
 def test_averages_over_two_half_batches_equal_the_whole_batch(trpo, in_tmp):
