@@ -948,7 +948,7 @@ def train_worker(args: Args, stop_signal: list) -> dict:
         except ImportError:
             raise UsageError("--track needs wandb: pip install wandb") from None
         wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, sync_tensorboard=True,
-                   config=vars(args), name=run_name, monitor_gym=True, save_code=True, resume="allow", id=run_name)
+                   config=vars(args), name=run_name, monitor_gym=True, save_code=True)
     from torch.utils.tensorboard import SummaryWriter
 
     if rank == 0:
@@ -1075,7 +1075,7 @@ def train_worker(args: Args, stop_signal: list) -> dict:
             raw_obs, reward, terminations, truncations, infos = envs.step(np.clip(action, action_low, action_high))
             done = terminations | truncations
             if use_cost:
-                if global_step == args.num_envs and not reports_cost(infos):
+                if step == 0 and iteration == completed_iterations + 1 and not reports_cost(infos):
                     envs.close()
                     raise UsageError(f"{args.env_id} reports no per-step info['cost']; --use-cost-critic and "
                                      f"--cost-limit need an env that does (every Safety-Gymnasium task)")
@@ -1152,9 +1152,9 @@ def train_worker(args: Args, stop_signal: list) -> dict:
                                                                  args.cost_limit, args.lagrange_lr)
             b_advantages = penalized_advantages(b_advantages, b_cost_advantages, lagrange_multiplier)
         if args.anneal_lr:
+            learning_rate = linear_schedule(args.critic_lr, 0.0, (iteration - 1) / args.num_iterations)
             for _, optimizer, _ in critics:
-                progress = (iteration - 1) / args.num_iterations
-                optimizer.param_groups[0]["lr"] = linear_schedule(args.critic_lr, 0.0, progress)
+                optimizer.param_groups[0]["lr"] = learning_rate
 
         # Update: one TRPO step on the policy, then the critics.
         trpo_stats = trpo_policy_update(agent, b_obs, b_actions, b_logprobs, b_advantages, args)
