@@ -23,6 +23,9 @@ $RUN --script trpo_discrete --env-ids CartPole-v1 --seeds 0 --script-args="--exp
 # TRPO-Lagrangian (issue: safe RL), beside the plain runs above: cost limit 25, the other settings the defaults.
 $RUN --env-ids SafetyHalfCheetahVelocity-v1 SafetyPointGoal1-v0 --seeds 0 1 2 --script-args="--cost-limit 25 --exp-name lag25"
 
+# OmniSafe's weight initialization (PyTorch's default) against ours (orthogonal), on the task OmniSafe ran too.
+$RUN --env-ids SafetyHalfCheetahVelocity-v1 --seeds 0 1 2 --script-args="--weight-init pytorch --exp-name init_pytorch"
+
 # OmniSafe 0.5.0's own TRPO at our budget (its defaults, which ours follow; after bash benchmark/peers/setup.sh),
 # into benchmark/results/main/omnisafe, which report.py reads as exp_name omnisafe-TRPO.
 OMNISAFE="benchmark/peers/.venv-omnisafe/bin/python benchmark/peers/omnisafe_trpo.py --total-timesteps 1000000"

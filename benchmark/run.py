@@ -44,7 +44,10 @@ def commands(args: Args) -> list:
     """One (log name, command) per (env id, seed); the command as an argument list."""
     script = os.path.join(REPO, f"{args.script}.py")
     stamp = int(time.time())
-    return [(f"{env_id}__{args.script}__{seed}__{stamp}.log",
+    extra = shlex.split(args.script_args)
+    # logs are named like the runs: env, exp_name (the script's name unless --exp-name is given), seed
+    exp_name = extra[extra.index("--exp-name") + 1] if "--exp-name" in extra[:-1] else args.script
+    return [(f"{env_id}__{exp_name}__{seed}__{stamp}.log",
              [sys.executable, script, "--env-id", env_id, "--seed", str(seed), "--save-model", *shlex.split(args.script_args)])
             for env_id in args.env_ids for seed in args.seeds]
 
