@@ -37,7 +37,7 @@ else:
     half = slice(rank * len(batch["obs"]) // 2, (rank + 1) * len(batch["obs"]) // 2)
     torch.manual_seed(0)
     agent = trpo.Agent(batch["obs"].shape[1], batch["n_out"], hidden_sizes=(8,))
-    averaged = {"fvp": trpo.fisher_vector_product(agent, batch["obs"][half], batch["vector"], 0.1),
+    averaged = {"fvp": trpo.fisher_vector_product(agent, batch["obs"][half], 0.1)(batch["vector"]),
                 "standardized": trpo.standardize(batch["advantages"][half])}
     args = trpo.Args(target_kl=0.01, cg_iters=10)
     averaged["update"] = trpo.trpo_policy_update(agent, batch["obs"][half], batch["actions"][half],

@@ -59,7 +59,7 @@ def test_averages_over_two_half_batches_equal_the_whole_batch(trpo, in_tmp):
     torch.save(batch, in_tmp / "batch.pt")
     rank0, rank1 = torchrun(trpo.__name__, "averages", in_tmp)
 
-    whole_fvp = trpo.fisher_vector_product(agent, obs, batch["vector"], 0.1)
+    whole_fvp = trpo.fisher_vector_product(agent, obs, 0.1)(batch["vector"])
     whole_update = trpo.trpo_policy_update(agent, obs, actions, logprobs, batch["advantages"],
                                            trpo.Args(target_kl=0.01, cg_iters=10))
     for worker in (rank0, rank1):

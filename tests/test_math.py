@@ -117,10 +117,45 @@ def test_fisher_vector_product_matches_exact_kl_hessian(trpo):
     obs = torch.randn(7, OBS_DIM, dtype=torch.float64)
     H = exact_kl_hessian(trpo, agent, head, obs)
     damping = 0.1
+    Fvp = trpo.fisher_vector_product(agent, obs, damping)  # one graph, reused by every product
     for seed in range(3):
         v = torch.randn(H.shape[0], dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
-        torch.testing.assert_close(trpo.fisher_vector_product(agent, obs, v, damping), H @ v + damping * v,
-                                   rtol=1e-10, atol=1e-10)
+        torch.testing.assert_close(Fvp(v), H @ v + damping * v, rtol=1e-10, atol=1e-10)
+
+
+def test_fisher_vector_product_reuses_its_graph_without_changing_a_bit(trpo):
+    torch.manual_seed(0)
+    agent = trpo.Agent(OBS_DIM, 3)  # float32, as in training
+    obs = torch.randn(500, OBS_DIM)
+    vectors = torch.randn(6, trpo.flat_params(agent.actor_parameters()).numel())
+    reused = trpo.fisher_vector_product(agent, obs, 0.1)
+    products = [reused(v) for v in vectors]  # one graph, six backward passes through it
+    for v, product in zip(vectors, products):
+        assert torch.equal(product, trpo.fisher_vector_product(agent, obs, 0.1)(v))  # a fresh graph each time
+
+
+def test_old_log_probabilities_from_stored_outputs_equal_per_step_ones(trpo):
+    """The rollout stores each step's network output (mean or logits) and computes log π_old after the rollout,
+    in one batched call: the same numbers as the distribution built at each step."""
+    torch.manual_seed(0)
+    agent = trpo.Agent(OBS_DIM, 3)
+    head, policy = (agent.actor_mean, agent.gaussian) if is_continuous(trpo) else (agent.actor, agent.categorical)
+    outputs, actions, per_step = [], [], []
+    with torch.inference_mode():
+        for obs in torch.randn(200, 1, OBS_DIM):
+            generator_state = torch.get_rng_state()
+            action = agent.distribution(obs).sample()
+            torch.set_rng_state(generator_state)
+            output = head(obs)
+            if is_continuous(trpo):  # the rollout's draw, a ~ N(μ, σ²) without building the distribution
+                assert torch.equal(torch.normal(output, agent.actor_logstd.exp().expand_as(output)), action)
+            else:
+                assert torch.equal(policy(output).sample(), action)
+            outputs.append(output)
+            actions.append(action)
+            per_step.append(agent.distribution(obs).log_prob(action))
+        batched = policy(torch.cat(outputs)).log_prob(torch.cat(actions))
+    assert torch.equal(batched, torch.cat(per_step))
 
 
 def test_step_size_gives_target_kl_in_quadratic_model_and_in_fact(trpo):
@@ -129,7 +164,7 @@ def test_step_size_gives_target_kl_in_quadratic_model_and_in_fact(trpo):
     params = agent.actor_parameters()
     n = trpo.flat_params(params).numel()
     damping, target_kl = 1e-6, 1e-4
-    Fvp = lambda v: trpo.fisher_vector_product(agent, obs, v, damping)  # noqa: E731
+    Fvp = trpo.fisher_vector_product(agent, obs, damping)
     # a policy gradient lies in the span of F (it is a mean of score functions), so draw g = F u
     g = Fvp(torch.randn(n, dtype=torch.float64, generator=torch.Generator().manual_seed(1)))
     x = trpo.conjugate_gradient(Fvp, g, iters=3 * n, residual_tol=1e-12)
