@@ -1077,7 +1077,7 @@ def train_worker(args: Args, stop_signal: list) -> dict:
                 if use_cost:
                     cost_values[step] = agent.get_cost_value(obs_tensor).cpu().numpy()
             actions[step] = action
-            # Only the env sees the clipped action; the log-probability above is of the unclipped sample.
+            # Only the env sees the clipped action; the stored action (and its log-probability) is the raw sample.
             raw_obs, reward, terminations, truncations, infos = envs.step(np.clip(action, action_low, action_high))
             done = terminations | truncations
             if use_cost:

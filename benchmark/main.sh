@@ -24,22 +24,26 @@ $RUN --script trpo_discrete --env-ids CartPole-v1 --seeds 0 --script-args="--exp
 $RUN --env-ids SafetyHalfCheetahVelocity-v1 SafetyPointGoal1-v0 --seeds 0 1 2 --script-args="--cost-limit 25 --exp-name lag25"
 
 # OmniSafe's weight initialization (PyTorch's default) against ours (orthogonal), on the task OmniSafe ran too.
-$RUN --env-ids SafetyHalfCheetahVelocity-v1 --seeds 0 1 2 --script-args="--weight-init pytorch --exp-name init_pytorch"
+$RUN --env-ids SafetyHalfCheetahVelocity-v1 Hopper-v4 --seeds 0 1 2 --script-args="--weight-init pytorch --exp-name init_pytorch"
 
 # OmniSafe 0.5.0's own TRPO at our budget (its defaults, which ours follow; after bash benchmark/peers/setup.sh),
 # into benchmark/results/main/omnisafe, which report.py reads as exp_name omnisafe-TRPO.
 OMNISAFE="benchmark/peers/.venv-omnisafe/bin/python benchmark/peers/omnisafe_trpo.py --total-timesteps 1000000"
-$OMNISAFE --env-id SafetyPointGoal1-v0 --seed 0 --log-dir benchmark/results/main/omnisafe
 for seed in 0 1 2; do
+  $OMNISAFE --env-id SafetyPointGoal1-v0 --seed $seed --log-dir benchmark/results/main/omnisafe
   $OMNISAFE --env-id SafetyHalfCheetahVelocity-v1 --seed $seed --log-dir benchmark/results/main/omnisafe
 done
 
 # Tables and plots: benchmark/results/main/report.md and one PNG per env.
 $PYTHON benchmark/report.py benchmark/results/main
 
-# Speed: training SPS beside the raw simulator's, one env, alone on the machine (printed, not saved).
-$PYTHON benchmark/speed.py --env-id HalfCheetah-v4
-$PYTHON benchmark/speed.py --env-id SafetyPointGoal1-v0
+# Speed: training SPS beside the raw simulator's and the peers', alone on the machine (printed; copied into speed.txt).
+$PYTHON benchmark/speed.py --env-id HalfCheetah-v4 --peers
+$PYTHON benchmark/speed.py --env-id SafetyPointGoal1-v0 --peers
+$PYTHON benchmark/speed.py --env-id SafetyPointGoal1-v0 --num-envs 2 --async-envs
+# Where one iteration's time goes: the simulator's steps and resets, the policy and critic updates.
+$PYTHON benchmark/speed.py --env-id HalfCheetah-v4 --breakdown --total-timesteps 20000 --raw-steps 5000
+$PYTHON benchmark/speed.py --env-id SafetyPointGoal1-v0 --breakdown --total-timesteps 20000 --raw-steps 5000
 # Data-parallel scaling: one process, then torchrun with 2 workers.
 $PYTHON benchmark/speed.py --env-id SafetyPointGoal1-v0 --workers 2 --total-timesteps 60000 --raw-steps 10000
 $PYTHON benchmark/speed.py --env-id HalfCheetah-v4 --workers 2

@@ -13,7 +13,9 @@ and OmniSafe's TRPO on the same task with the same batch, conjugate-gradient ite
 (benchmark/peers/*_trpo.py, each in its own virtual environment), and prints our SPS over theirs.
 With --workers N, also (d) the same training under `torchrun --nproc_per_node N` (data-parallel workers,
 each with num_envs envs and the same global batch), and prints its SPS over the one-process SPS and the
-scaling efficiency (that ratio / N). Runs are written to a temporary folder."""
+scaling efficiency (that ratio / N). With --breakdown, also (e) where one iteration's time goes: the
+simulator's reset and step (one env, random actions) and the script's policy and critic updates on a batch
+of its size (random data, its networks). Runs are written to a temporary folder."""
 import dataclasses
 import importlib
 import os
@@ -25,6 +27,8 @@ import time
 from dataclasses import dataclass
 from typing import Optional
 
+import numpy as np
+import torch
 import tyro
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -52,6 +56,8 @@ class Args:
     """if toggled, also measure SB3-contrib's and OmniSafe's TRPO (one env; SB3-contrib not on Safety* ids)"""
     workers: int = 1
     """if above 1, also measure training with this many torchrun workers"""
+    breakdown: bool = False
+    """if toggled, also time the simulator's reset and step and the two updates of one iteration"""
 
 
 def raw_sps(module, script_args, steps: int) -> float:
@@ -65,6 +71,54 @@ def raw_sps(module, script_args, steps: int) -> float:
     elapsed = time.perf_counter() - start
     envs.close()
     return steps // script_args.num_envs * script_args.num_envs / elapsed
+
+
+def simulator_seconds(module, script_args, episodes: int = 3) -> tuple:
+    """(mean seconds of a reset, mean seconds of a step) of one env under random actions."""
+    env = module.make_env(script_args.env_id, 0, False, "speed")()
+    env.reset(seed=0)
+    env.action_space.seed(0)
+    resets, steps, step_time = [], 0, 0.0
+    for episode in range(episodes):
+        start = time.perf_counter()
+        env.reset(seed=episode + 1)
+        resets.append(time.perf_counter() - start)
+        done = False
+        start = time.perf_counter()
+        while not done:
+            _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+            done, steps = terminated or truncated, steps + 1
+        step_time += time.perf_counter() - start
+    env.close()
+    return float(np.mean(resets)), step_time / steps
+
+
+def update_seconds(module, script_args) -> tuple:
+    """(seconds of the policy update, seconds of the critic update) on one batch of random data, with the
+    script's networks, settings and batch size."""
+    args = module.validate_args(dataclasses.replace(script_args))
+    torch.manual_seed(0)
+    torch.set_num_threads(args.torch_threads)
+    envs = module.make_vector_env(args, run_name="speed")
+    obs_dim = int(np.prod(envs.single_observation_space.shape))
+    space = envs.single_action_space
+    envs.close()
+    n_out = int(space.n) if hasattr(space, "n") else int(np.prod(space.shape))
+    agent = module.Agent(obs_dim, n_out, hidden_sizes=args.hidden_sizes, activation=args.activation,
+                         weight_init=args.weight_init)
+    obs = torch.randn(args.batch_size, obs_dim)
+    with torch.no_grad():
+        dist = agent.distribution(obs)
+        actions = dist.sample()
+        logprobs = dist.log_prob(actions)
+    advantages, returns = torch.randn(args.batch_size), torch.randn(args.batch_size)
+    critic_optimizer = torch.optim.Adam(agent.critic.parameters(), lr=args.critic_lr)
+    start = time.perf_counter()
+    module.trpo_policy_update(agent, obs, actions, logprobs, advantages, args)
+    policy = time.perf_counter() - start
+    start = time.perf_counter()
+    module.critic_update([(agent.critic, critic_optimizer, returns)], obs, args)
+    return policy, time.perf_counter() - start
 
 
 def peer_sps(key: str, args: Args, num_steps: int, minibatch_size: int, target_kl: float) -> float:
@@ -134,6 +188,13 @@ def main(args: Args):
             parallel = torchrun_sps(args, script_args, args.workers)
             print(f"{args.workers} workers: {parallel:.0f} SPS, {parallel / training:.2f}× one process, "
                   f"scaling efficiency {parallel / training / args.workers:.2f}", flush=True)
+        if args.breakdown:
+            reset, step = simulator_seconds(module, script_args)
+            policy, critic = update_seconds(module, script_args)
+            steps = script_args.num_steps
+            print(f"one iteration ({steps} steps per env): the simulator's steps {steps * step:.2f} s "
+                  f"({step * 1e3:.3f} ms each) and a reset {reset:.2f} s per episode; policy update {policy:.2f} s; "
+                  f"critic update {critic:.2f} s", flush=True)
         os.chdir(start_dir)
 
 if __name__ == "__main__":
