@@ -46,7 +46,12 @@ def commands(args: Args) -> list:
     stamp = int(time.time())
     extra = shlex.split(args.script_args)
     # logs are named like the runs: env, exp_name (the script's name unless --exp-name is given), seed
-    exp_name = extra[extra.index("--exp-name") + 1] if "--exp-name" in extra[:-1] else args.script
+    exp_name = args.script
+    for i, flag in enumerate(extra):
+        if flag == "--exp-name" and i + 1 < len(extra):
+            exp_name = extra[i + 1]
+        elif flag.startswith("--exp-name="):
+            exp_name = flag.split("=", 1)[1]
     return [(f"{env_id}__{exp_name}__{seed}__{stamp}.log",
              [sys.executable, script, "--env-id", env_id, "--seed", str(seed), "--save-model", *shlex.split(args.script_args)])
             for env_id in args.env_ids for seed in args.seeds]

@@ -155,6 +155,8 @@ def main(args: Args):
         raise SystemExit("error: --peers measures trpo_continuous with one env: drop --script, --num-envs, --async-envs")
     if args.workers < 1:
         raise SystemExit(f"error: --workers must be positive, got {args.workers}")
+    if args.raw_steps < args.num_envs:
+        raise SystemExit(f"error: --raw-steps must be at least --num-envs ({args.num_envs}), got {args.raw_steps}")
     if args.script not in ("trpo_continuous", "trpo_discrete"):
         raise SystemExit(f"error: --script must be trpo_continuous or trpo_discrete, not {args.script}")
     module = importlib.import_module(args.script)
