@@ -1,11 +1,12 @@
 # Trust Region Policy Optimization, Gaussian policy, in one file. Documentation: README.md.
 # Paper: Schulman et al. 2015, https://arxiv.org/abs/1502.05477
 # Specification followed: OmniSafe's TRPO page (theory, Fisher-vector product, conjugate gradient, line search).
+import atexit
+import contextlib
+import copy
 import dataclasses
 import math
-import copy
 import os
-import pickle
 import random
 import signal
 import sys
@@ -61,8 +62,9 @@ class Args:
     flags are ignored)"""
 
     # Algorithm specific arguments
-    env_id: str = "SafetyPointGoal1-v0"
-    """the id of the environment: any Gymnasium id with a Box action space, or a Safety-Gymnasium id (`Safety*`)"""
+    env_id: Optional[str] = None
+    """the id of the environment: any Gymnasium id with a Box action space, or a Safety-Gymnasium id (`Safety*`).
+    Unset: SafetyPointGoal1-v0 for training, the model's own env with --eval-model"""
     total_timesteps: int = 1_000_000
     """total environment steps of the experiment (summed over the vectorized envs)"""
     num_envs: int = 1
@@ -93,8 +95,9 @@ class Args:
     """the learning rate of the critic's Adam optimizer"""
     update_epochs: int = 10
     """the number of passes over the batch when fitting the critic"""
-    num_minibatches: int = 160
-    """the number of critic minibatches per pass (must divide the batch)"""
+    critic_minibatch_size: int = 125
+    """the size of the critic's minibatches: each pass splits the batch into ceil(batch / size) minibatches of
+    equal size (±1); a size of at least the batch is one full-batch step per pass"""
     critic_l2_coef: float = 1e-3
     """the coefficient of the L2 penalty on the critic's weights, added to its MSE loss"""
     max_grad_norm: float = 40.0
@@ -142,13 +145,10 @@ class Args:
     lagrange_multiplier_init: float = 0.0
     """the multiplier λ at the start of the run"""
 
-    # to be filled in runtime
-    batch_size: int = 0
-    """the batch size (computed in runtime: num_envs * num_steps)"""
-    minibatch_size: int = 0
-    """the critic's minibatch size (computed in runtime: batch_size // num_minibatches)"""
-    num_iterations: int = 0
-    """the number of policy updates (computed in runtime: total_timesteps // batch_size)"""
+
+DEFAULT_ENV_ID = "SafetyPointGoal1-v0"
+# Arguments that say how to start, not how to train: a run's args.yaml and checkpoint never hold them.
+LAUNCH_ARGUMENTS = ("config", "resume", "eval_model")
 
 
 class UsageError(Exception):
@@ -156,10 +156,15 @@ class UsageError(Exception):
 
 
 def validate_args(args: Args, workers: int = 1) -> Args:
-    """Check the arguments before anything is built, and fill in the fields computed at run time.
-    `workers` data-parallel workers (torchrun) share each rollout: num_steps / workers steps each."""
+    """Check the arguments before anything is built or written, the most basic first: the env (its id, its action
+    space, its cost where one is needed), then each number, then the sizes. `workers` data-parallel workers
+    (torchrun) share each rollout: num_steps / workers steps each. Fills in the default env id."""
+    args = dataclasses.replace(args, env_id=args.env_id or DEFAULT_ENV_ID)
+    check_env(args.env_id, needs_cost=args.use_cost_critic or args.cost_limit is not None)
+    if args.capture_video:
+        check_rendering(args.env_id)
     positive = ["total_timesteps", "num_envs", "num_steps", "target_kl", "cg_iters", "backtrack_iters",
-                "fvp_sample_freq", "critic_lr", "update_epochs", "num_minibatches", "eval_episodes",
+                "fvp_sample_freq", "critic_lr", "update_epochs", "critic_minibatch_size", "eval_episodes",
                 "torch_threads", "obs_clip", "lagrange_lr"]
     for name in positive:
         if not getattr(args, name) > 0:
@@ -178,22 +183,22 @@ def validate_args(args: Args, workers: int = 1) -> Args:
         raise UsageError(f"--std-schedule needs two positive standard deviations, got {args.std_schedule}")
     if args.cost_limit is not None and args.cost_limit < 0:
         raise UsageError(f"--cost-limit must be non-negative, got {args.cost_limit}")
-    args.batch_size = args.num_envs * args.num_steps
+    batch_size = args.num_envs * args.num_steps
     if args.num_steps % workers != 0:
         raise UsageError(f"--num-steps {args.num_steps} cannot be shared by {workers} workers; "
                          f"choose a multiple of {workers}")
-    if args.batch_size % args.num_minibatches != 0:
-        raise UsageError(f"--num-minibatches {args.num_minibatches} does not divide the batch of "
-                         f"{args.batch_size} (num_envs × num_steps); choose a divisor")
-    if args.batch_size // workers < args.num_minibatches:
-        raise UsageError(f"each of {workers} workers holds {args.batch_size // workers} steps, fewer than "
-                         f"--num-minibatches {args.num_minibatches}; lower it or raise --num-steps")
-    args.minibatch_size = args.batch_size // args.num_minibatches
-    args.num_iterations = args.total_timesteps // args.batch_size
-    if args.num_iterations == 0:
-        raise UsageError(f"--total-timesteps {args.total_timesteps} is less than one batch of {args.batch_size} "
+    if batch_size // workers < num_critic_minibatches(batch_size, args.critic_minibatch_size):
+        raise UsageError(f"--critic-minibatch-size {args.critic_minibatch_size} gives each of {workers} workers "
+                         f"less than one step per minibatch; raise it to at least {workers}")
+    if args.total_timesteps < batch_size:
+        raise UsageError(f"--total-timesteps {args.total_timesteps} is less than one batch of {batch_size} "
                          f"(num_envs × num_steps); raise it or lower --num-steps")
     return args
+
+
+def num_critic_minibatches(batch_size: int, critic_minibatch_size: int) -> int:
+    """How many minibatches each critic pass takes: ceil(batch / size), the whole batch (over all workers)."""
+    return -(-batch_size // critic_minibatch_size)
 
 
 # Safety-Gymnasium is imported only for `Safety*` ids, and on Python >= 3.11 only through this block:
@@ -228,18 +233,32 @@ def is_safety_env(env_id: str) -> bool:
     return env_id.startswith("Safety")
 
 
-def check_env_id(env_id: str):
-    """Fail early, with one line, on an id that no registry knows."""
+def check_env(env_id: str, needs_cost: bool = False):
+    """Fail early, with one line, on an id that no registry knows, an env whose actions are not a Box, or (when
+    `needs_cost`) an env whose steps report no info["cost"]. Every Safety-Gymnasium task passes the last two;
+    another env is built once, reset and stepped once to find out."""
     if is_safety_env(env_id):
-        from_registry = import_safety_gymnasium().utils.registration.safe_registry
-        if env_id not in from_registry:
+        if env_id not in import_safety_gymnasium().utils.registration.safe_registry:
             raise UsageError(f"unknown Safety-Gymnasium env id {env_id!r} (e.g. SafetyPointGoal1-v0, "
                              f"SafetyHalfCheetahVelocity-v1)")
-    else:
-        try:
-            gym.spec(env_id)
-        except gym.error.Error as error:
-            raise UsageError(f"unknown env id {env_id!r}: {error}") from None
+        return
+    try:
+        gym.spec(env_id)
+    except gym.error.Error as error:
+        raise UsageError(f"unknown env id {env_id!r}: {error}") from None
+    env = gym.make(env_id)
+    try:
+        if not isinstance(env.action_space, gym.spaces.Box):
+            hint = " use trpo_discrete.py" if isinstance(env.action_space, gym.spaces.Discrete) else ""
+            raise UsageError(f"{env_id} has a {type(env.action_space).__name__} action space; "
+                             f"trpo_continuous.py needs a Box action space;{hint}")
+        if needs_cost:
+            env.reset(seed=0)
+            if "cost" not in env.step(env.action_space.sample())[-1]:
+                raise UsageError(f"{env_id} reports no per-step info['cost']; --use-cost-critic and "
+                                 f"--cost-limit need an env that does (every Safety-Gymnasium task)")
+    finally:
+        env.close()
 
 
 class RecordEpisodeCost(gym.Wrapper):
@@ -374,10 +393,10 @@ class RewardScaler:
         return scaled
 
     def state_dict(self) -> dict:
-        return {"discounted_return": self.discounted_return.copy(), **self.stats.state_dict()}
+        return {"discounted_return": torch.tensor(self.discounted_return), **self.stats.state_dict()}
 
     def load_state_dict(self, state: dict):
-        self.discounted_return = state["discounted_return"].copy()
+        self.discounted_return = state["discounted_return"].numpy().copy()
         self.stats.load_state_dict(state)
 
 
@@ -653,7 +672,7 @@ def backtracking_line_search(params, old_params: torch.Tensor, full_step: torch.
 def trpo_policy_update(agent: Agent, obs, actions, old_logprobs, advantages, args: Args) -> dict:
     """One TRPO step on θ: g = ∇L, x ≈ F⁻¹g by conjugate gradient, β = sqrt(2δ / xᵀFx), line search along βx.
 
-    Non-finite gradients or a non-positive xᵀFx skip the update (parameters unchanged) with a warning."""
+    A zero or non-finite gradient, or a non-positive xᵀFx, skips the update (parameters unchanged) with a warning."""
     params = agent.actor_parameters()
     with torch.no_grad():
         old_dist = agent.distribution(obs)  # π_old, held fixed while θ moves
@@ -664,6 +683,9 @@ def trpo_policy_update(agent: Agent, obs, actions, old_logprobs, advantages, arg
              "expected_improvement": 0.0, "actual_improvement": 0.0, "kl": 0.0}
     if not torch.isfinite(g).all():
         warnings.warn("TRPO: non-finite policy gradient; policy update skipped")
+        return stats
+    if not g.any():  # e.g. every advantage equal, so that the standardized ones are all 0
+        warnings.warn("TRPO: the policy gradient is zero (the advantages carry no signal); policy update skipped")
         return stats
 
     Fvp = fisher_vector_product(agent, obs[:: args.fvp_sample_freq], args.cg_damping)
@@ -694,14 +716,16 @@ def trpo_policy_update(agent: Agent, obs, actions, old_logprobs, advantages, arg
 
 def critic_update(critics: list, obs, args: Args) -> list:
     """Fits each critic V_φ (given as (network, optimizer, returns)) to its GAE returns: update_epochs passes
-    over shuffled minibatches, minimizing mean (V_φ(s) − R)² + critic_l2_coef · ‖φ‖², with the gradient norm
+    over shuffled minibatches of about critic_minibatch_size, minimizing mean (V_φ(s) − R)² + critic_l2_coef · ‖φ‖², with the gradient norm
     clipped to max_grad_norm. The reward and cost critics share the minibatches, so a cost critic draws no
     random numbers of its own. Returns each critic's mean squared error over the last pass."""
+    # With N workers, each splits its share of the batch into the same number of minibatches: minibatch k has
+    # the same size on every worker, so the workers' mean gradient is that of the whole minibatch.
+    num_minibatches = num_critic_minibatches(len(obs) * world_size(), args.critic_minibatch_size)
     squared_errors = [[] for _ in critics]
     for _ in range(args.update_epochs):
         squared_errors = [[] for _ in critics]
-        # (with N workers, minibatch k has the same size on every worker, so their mean gradient is the minibatch's)
-        for batch in torch.randperm(len(obs), device=obs.device).tensor_split(args.num_minibatches):
+        for batch in torch.randperm(len(obs), device=obs.device).tensor_split(num_minibatches):
             for (network, optimizer, returns), errors in zip(critics, squared_errors):
                 params = list(network.parameters())
                 mse = (network(obs[batch]).squeeze(-1) - returns[batch]).pow(2).mean()
@@ -729,26 +753,29 @@ def explained_variance(predicted: np.ndarray, target: np.ndarray) -> float:
 # ---------------------------------------------------------------------------------------------------
 # Training
 # ---------------------------------------------------------------------------------------------------
-def choose_device(args: Args) -> torch.device:
-    if args.cuda and not torch.cuda.is_available():
+def choose_device(cuda: bool, local_rank: int = 0) -> torch.device:
+    """This worker's device: with --cuda and a GPU, the GPU of its local rank (torchrun: one GPU per worker)."""
+    if cuda and not torch.cuda.is_available():
         print("warning: --cuda given but no CUDA device is available; training on the CPU", file=sys.stderr)
-    if not (args.cuda and torch.cuda.is_available()):
-        return torch.device("cpu")
-    return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))  # torchrun: one GPU per worker
+    return torch.device("cuda", local_rank) if cuda and torch.cuda.is_available() else torch.device("cpu")
+
+
+def process_group_backend(device: torch.device) -> str:
+    """The collectives' backend: nccl between GPUs, gloo between CPU workers."""
+    return "nccl" if device.type == "cuda" else "gloo"
+
+
+def first_env_seed(seed: int, rank: int, num_envs: int) -> int:
+    """The seed of env 0 of worker `rank`; its env i is seeded first_env_seed + i (the vector env's reset), so
+    that no two envs of a run, on any worker, start the same episodes."""
+    return seed + rank * num_envs
 
 
 def make_vector_env(args: Args, run_name: str) -> gym.vector.VectorEnv:
-    check_env_id(args.env_id)
-    if args.capture_video:
-        check_rendering(args.env_id)
+    """num_envs copies of the env (already checked by validate_args), stepped together in this process, or each
+    in its own process with --async-envs."""
     thunks = [make_env(args.env_id, i, args.capture_video, run_name) for i in range(args.num_envs)]
-    envs = gym.vector.AsyncVectorEnv(thunks) if args.async_envs else gym.vector.SyncVectorEnv(thunks)
-    if not isinstance(envs.single_action_space, gym.spaces.Box):
-        envs.close()
-        hint = " use trpo_discrete.py" if isinstance(envs.single_action_space, gym.spaces.Discrete) else ""
-        raise UsageError(f"{args.env_id} has a {type(envs.single_action_space).__name__} action space; "
-                         f"trpo_continuous.py needs a Box action space;{hint}")
-    return envs
+    return gym.vector.AsyncVectorEnv(thunks) if args.async_envs else gym.vector.SyncVectorEnv(thunks)
 
 
 def save_model(path: str, agent: Agent, obs_normalizer: ObservationNormalizer, env_id: str):
@@ -781,16 +808,16 @@ def load_model(path: str, device="cpu"):
 def evaluate(model_path: str, env_id: Optional[str] = None, eval_episodes: int = 10, seed: int = 0,
              device: str = "cpu") -> dict:
     """Replays a saved model deterministically (the action is the policy mean, clipped to the bounds) with
-    the observation statistics saved beside it, for `eval_episodes` episodes.
+    the observation statistics saved beside it, for `eval_episodes` episodes, on env_id (unset: the model's own).
     Returns mean/std of the episodic return, the mean episodic cost (Safety envs) and the raw lists."""
     agent, obs_normalizer, checkpoint = load_model(model_path, device)
     env_id = env_id or checkpoint["env_id"]
     if eval_episodes <= 0:
         raise UsageError(f"--eval-episodes must be positive, got {eval_episodes}")
-    check_env_id(env_id)
+    check_env(env_id)
     env = make_env(env_id, 0, False, "")()
-    if not isinstance(env.action_space, gym.spaces.Box) or env.observation_space.shape != (checkpoint["obs_dim"],) \
-            or env.action_space.shape != (checkpoint["act_dim"],):
+    if env.observation_space.shape != (checkpoint["obs_dim"],) or env.action_space.shape != (checkpoint["act_dim"],):
+        env.close()
         raise UsageError(f"the model in {model_path!r} was trained on {checkpoint['env_id']} "
                          f"(obs {checkpoint['obs_dim']}, act {checkpoint['act_dim']}); {env_id} does not match")
     returns, costs = [], []
@@ -816,19 +843,34 @@ def evaluation_line(evaluation: dict) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------
-# Checkpoints: everything a run needs to continue as if it had never stopped.
+# Checkpoints and signals. A checkpoint is plain data (tensors, numbers, strings, lists and dicts), so that it
+# loads with torch.load(weights_only=True), which runs no code from the file. It holds everything a run needs
+# to continue exactly (weights, optimizers, statistics, λ, step, random streams) except the episodes in
+# progress: a resumed run starts a new episode in every env.
 # ---------------------------------------------------------------------------------------------------
-def pickled_envs(envs: gym.vector.VectorEnv) -> Optional[bytes]:
-    """The envs' exact state, when it can be saved: a SyncVectorEnv of envs that pickle by value (classic
-    control, for instance). MuJoCo and Safety-Gymnasium envs pickle as fresh envs built from their arguments
-    (gym.utils.EzPickle), async envs live in other processes: for those, a resumed run starts new episodes."""
-    if not isinstance(envs, gym.vector.SyncVectorEnv) or \
-            any(isinstance(env.unwrapped, gym.utils.EzPickle) for env in envs.envs):
-        return None
-    try:
-        return pickle.dumps(envs.envs)  # the sub-envs: the vector env itself holds unpicklable env constructors
-    except Exception:
-        return None
+def training_arguments(args: Args) -> dict:
+    """The run's arguments as args.yaml and checkpoints hold them: how it trains, not how it was launched."""
+    return {name: value for name, value in dataclasses.asdict(args).items() if name not in LAUNCH_ARGUMENTS}
+
+
+def random_states() -> dict:
+    """Python's, NumPy's and torch's random streams, as lists and tensors."""
+    version, internal, gauss_next = random.getstate()
+    _, keys, position, has_gauss, cached_gaussian = np.random.get_state()
+    return {"python": [version, list(internal), gauss_next],
+            "numpy": [torch.from_numpy(keys.astype(np.int64)), position, has_gauss, cached_gaussian],
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+
+
+def set_random_states(states: dict):
+    version, internal, gauss_next = states["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+    keys, position, has_gauss, cached_gaussian = states["numpy"]
+    np.random.set_state(("MT19937", keys.numpy().astype(np.uint32), position, has_gauss, cached_gaussian))
+    torch.set_rng_state(states["torch"])
+    if states["cuda"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
 
 
 def gather_on_rank0(worker_state: dict) -> Optional[list]:
@@ -840,6 +882,42 @@ def gather_on_rank0(worker_state: dict) -> Optional[list]:
     return gathered
 
 
+def snapshot(args: Args, run_name: str, global_step: int, iteration: int, lagrange_multiplier: float,
+             recent_episodes: list, agent: Agent, optimizers: list, obs_normalizer: ObservationNormalizer,
+             reward_scaler: Optional[RewardScaler], statistics_at_sync: dict) -> Optional[dict]:
+    """The run's state after `iteration` iterations, on rank 0 (None on the other workers, which send it their
+    own part: their random streams and statistics)."""
+    worker = {"random_states": random_states(), "obs_normalizer": obs_normalizer.state_dict(),
+              "statistics_at_sync": statistics_at_sync,
+              "reward_scaler": reward_scaler.state_dict() if reward_scaler is not None else None}
+    workers = gather_on_rank0(worker)
+    if workers is None:
+        return None
+    return {"format": "trpo_continuous checkpoint", "args": training_arguments(args), "run_name": run_name,
+            "global_step": global_step, "iteration": iteration, "lagrange_multiplier": lagrange_multiplier,
+            "recent_episodes": [list(recent) for recent in recent_episodes], "workers": workers,
+            "agent": {key: value.detach().cpu().clone() for key, value in agent.state_dict().items()},
+            "optimizers": [copy.deepcopy(optimizer.state_dict()) for optimizer in optimizers]}
+
+
+def restore(checkpoint: dict, rank: int, agent: Agent, optimizers: list, obs_normalizer: ObservationNormalizer,
+            reward_scaler: Optional[RewardScaler], recent_episodes: list) -> tuple:
+    """Puts a snapshot back: the weights, the optimizers, this worker's statistics and random streams, the recent
+    episodes. Returns (global_step, iteration, lagrange_multiplier, statistics_at_sync)."""
+    worker = checkpoint["workers"][rank]
+    agent.load_state_dict(checkpoint["agent"])
+    for optimizer, state in zip(optimizers, checkpoint["optimizers"]):
+        optimizer.load_state_dict(state)
+    obs_normalizer.load_state_dict(worker["obs_normalizer"])
+    if reward_scaler is not None:
+        reward_scaler.load_state_dict(worker["reward_scaler"])
+    for recent, saved in zip(recent_episodes, checkpoint["recent_episodes"]):
+        recent.extend(saved)
+    set_random_states(worker["random_states"])
+    return checkpoint["global_step"], checkpoint["iteration"], checkpoint["lagrange_multiplier"], \
+        worker["statistics_at_sync"]
+
+
 def write_checkpoint(path: str, checkpoint: dict):
     """Atomically: a crash while writing leaves the previous checkpoint whole."""
     torch.save(checkpoint, path + ".tmp")
@@ -847,23 +925,63 @@ def write_checkpoint(path: str, checkpoint: dict):
 
 
 def load_checkpoint(path: str, workers: int) -> tuple:
-    """Returns (args, checkpoint) of a checkpoint.pt; one-line UsageError for a missing, corrupt or foreign file."""
+    """Returns (args, checkpoint) of a checkpoint.pt; one-line UsageError for a missing, corrupt or foreign file,
+    or one that would run code when unpickled (weights_only=True refuses it)."""
     if not os.path.isfile(path):
         raise UsageError(f"no checkpoint at {path!r} (runs write runs/<run_name>/checkpoint.pt, see --checkpoint-every)")
     try:
-        # Checkpoints hold pickled envs and random states, so they load as full pickles: load only your own.
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
         if checkpoint.get("format") != "trpo_continuous checkpoint":
             raise ValueError("not a trpo_continuous.py checkpoint")
         args = Args(**checkpoint["args"])
     except Exception as error:
+        reason = " ".join(str(error).split())[:80]  # one line, whatever the error's message
         raise UsageError(f"{path!r} is not a checkpoint written by this trpo_continuous.py "
-                         f"({type(error).__name__}: {str(error)[:80]})") from None
+                         f"({type(error).__name__}: {reason})") from None
     if len(checkpoint["workers"]) != workers:
         raise UsageError(f"{path!r} was written by {len(checkpoint['workers'])} worker(s); resume it with "
                          f"torchrun --nproc_per_node {len(checkpoint['workers'])}" if len(checkpoint["workers"]) > 1
                          else f"{path!r} was written by one process; resume it without torchrun")
     return dataclasses.replace(args, resume=path), checkpoint
+
+
+@contextlib.contextmanager
+def stop_on_signals():
+    """SIGINT (Ctrl-C) and SIGTERM (a scheduler's pre-emption) ask the run to stop: yields the list that receives
+    their number. A second signal acts as usual (Ctrl-C twice kills); the handlers are restored on exit."""
+    stop_signal, previous_handlers = [], {}
+
+    def request_stop(signum, frame):
+        stop_signal.append(signum)
+        signal.signal(signum, previous_handlers[signum])
+
+    if threading.current_thread() is threading.main_thread():  # (Python allows handlers only there)
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous_handlers[signum] = signal.signal(signum, request_stop)
+    try:
+        yield stop_signal
+    finally:
+        for signum, handler in previous_handlers.items():
+            signal.signal(signum, handler)
+
+
+def agreed_stop_signal(stop_signal: list, device) -> int:
+    """The signal that stops the run (0: none), the same on every worker: the largest number any of them received.
+    Workers stop their rollouts on their own signal, then agree here, so that all leave the same iteration."""
+    if world_size() == 1:
+        return stop_signal[0] if stop_signal else 0
+    flag = torch.tensor([stop_signal[0] if stop_signal else 0], device=device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    return int(flag.item())
+
+
+def join_process_group(device: torch.device):
+    """Joins the other torchrun workers, once per process. The group stays for later train() calls and is left
+    at exit: creating it a second time in one process can hang on the rendezvous keys of the first."""
+    if device.type == "cuda":
+        torch.cuda.set_device(device)  # before any collective: object collectives use the current device
+    dist.init_process_group(process_group_backend(device))
+    atexit.register(dist.destroy_process_group)
 
 
 class SilentWriter:
@@ -887,46 +1005,27 @@ def step_costs(infos: dict, num_envs: int) -> np.ndarray:
     return costs
 
 
-def reports_cost(infos: dict) -> bool:
-    """Whether the envs' step infos carry a "cost" (checked once, on the first step)."""
-    final_infos = infos["final_info"][infos["_final_info"]] if "final_info" in infos else []
-    return "cost" in infos or any("cost" in info for info in final_infos)
-
-
 def train(args: Args) -> dict:
-    # Under torchrun (WORLD_SIZE > 1) this process is one of several data-parallel workers; rank 0 logs and saves.
-    started_group = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized()
-    if started_group:
-        dist.init_process_group("nccl" if args.cuda and torch.cuda.is_available() else "gloo")
-    # SIGINT (Ctrl-C) and SIGTERM (a scheduler's pre-emption) stop the run at its next step, after writing the
-    # checkpoint taken at the start of the current iteration. A second signal acts as usual (Ctrl-C twice kills).
-    stop_signal, previous_handlers = [], {}
-
-    def request_stop(signum, frame):
-        stop_signal.append(signum)
-        signal.signal(signum, previous_handlers[signum])
-
-    if threading.current_thread() is threading.main_thread():  # (Python allows handlers only there)
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            previous_handlers[signum] = signal.signal(signum, request_stop)
-    try:
-        return train_worker(args, stop_signal)
-    finally:
-        for signum, handler in previous_handlers.items():
-            signal.signal(signum, handler)
-        if started_group:
-            dist.destroy_process_group()
-
-
-def train_worker(args: Args, stop_signal: list) -> dict:
-    """The training run of one worker (the only one without torchrun); stops early once stop_signal is not empty."""
-    workers, rank = world_size(), dist.get_rank() if world_size() > 1 else 0
+    """Trains one run, in this process or, under torchrun (WORLD_SIZE > 1), as one of its data-parallel workers;
+    rank 0 logs and saves. Everything is read and checked before anything is written."""
+    workers, local_rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("LOCAL_RANK", "0"))
     checkpoint = None
-    if args.resume:  # everything is read and checked before anything is written
+    if args.resume:
         args, checkpoint = load_checkpoint(args.resume, workers)
-    args = validate_args(dataclasses.replace(args), workers)
+    args = validate_args(args, workers)
+    device = choose_device(args.cuda, local_rank)  # (a resumed run's own --cuda)
+    if workers > 1 and not dist.is_initialized():
+        join_process_group(device)
+    with stop_on_signals() as stop_signal:
+        return train_worker(args, checkpoint, device, stop_signal)
+
+
+def train_worker(args: Args, checkpoint: Optional[dict], device: torch.device, stop_signal: list) -> dict:
+    """The training run of one worker (the only one without torchrun), from the start or from a checkpoint; stops
+    early, with every other worker, once one of them has received a signal in stop_signal."""
+    workers, rank = world_size(), dist.get_rank() if world_size() > 1 else 0
     steps_per_worker = args.num_steps // workers
-    device = choose_device(args)
+    num_iterations = args.total_timesteps // (args.num_envs * args.num_steps)
     if checkpoint is not None:
         run_name, run_dir = checkpoint["run_name"], os.path.dirname(os.path.abspath(args.resume))
     else:
@@ -936,29 +1035,32 @@ def train_worker(args: Args, stop_signal: list) -> dict:
         run_name = run_name[0]
         run_dir = f"runs/{run_name}"
 
-    # Seeding: each worker its own streams
+    # Seeding: each worker its own streams, and each of its envs a seed no other env of the run has
     random.seed(args.seed + rank)
     np.random.seed(args.seed + rank)
     torch.manual_seed(args.seed + rank)
     torch.backends.cudnn.deterministic = args.torch_deterministic
     torch.set_num_threads(args.torch_threads)
+    env_seed = first_env_seed(args.seed, rank, args.num_envs)
 
     envs = make_vector_env(args, run_name)
     if args.track and rank == 0:
         try:
             import wandb
         except ImportError:
+            envs.close()
             raise UsageError("--track needs wandb: pip install wandb") from None
         wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, sync_tensorboard=True,
-                   config=vars(args), name=run_name, monitor_gym=True, save_code=True)
+                   config=training_arguments(args), name=run_name, monitor_gym=True, save_code=True)
     from torch.utils.tensorboard import SummaryWriter
 
     if rank == 0:
         # On resume, purge_step drops what the interrupted run logged after its checkpoint's step.
         writer = SummaryWriter(run_dir, purge_step=checkpoint["global_step"] + 1 if checkpoint else None)
-        writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in vars(args).items()))
+        writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(
+            f"|{k}|{v}|" for k, v in training_arguments(args).items()))
         with open(f"{run_dir}/args.yaml", "w") as f:
-            yaml.safe_dump(dataclasses.asdict(args), f, sort_keys=False)
+            yaml.safe_dump(training_arguments(args), f, sort_keys=False)
     else:
         writer = SilentWriter()
 
@@ -988,74 +1090,39 @@ def train_worker(args: Args, stop_signal: list) -> dict:
     costs = np.zeros((steps_per_worker, args.num_envs), np.float32)
     cost_values = np.zeros((steps_per_worker, args.num_envs), np.float32)
 
-    # Episodes run on across updates: the envs are reset once, here, or restored from a checkpoint (OmniSafe
-    # resets every epoch, which truncates episodes early and, on Safety-Gymnasium, rebuilds the MuJoCo model).
-    global_step, completed_iterations = 0, 0
-    recent_returns, recent_costs, recent_lengths = deque(maxlen=20), deque(maxlen=20), deque(maxlen=20)
+    # The run so far: nothing, or what a checkpoint restores.
+    global_step, completed_iterations, lagrange_multiplier = 0, 0, args.lagrange_multiplier_init
+    recent_episodes = recent_returns, recent_costs, recent_lengths = deque(maxlen=20), deque(maxlen=20), deque(maxlen=20)
     optimizers = [critic_optimizer] + [cost_critic_optimizer] * use_cost
-    worker = checkpoint["workers"][rank] if checkpoint else None
-    if checkpoint is not None:
-        agent.load_state_dict(checkpoint["agent"])
-        for optimizer, state in zip(optimizers, checkpoint["optimizers"]):
-            optimizer.load_state_dict(state)
-        obs_normalizer.load_state_dict(worker["obs_normalizer"])
-        global_step, completed_iterations = checkpoint["global_step"], checkpoint["iteration"]
-        lagrange_multiplier = checkpoint["lagrange_multiplier"]
-        for recent, values_saved in zip([recent_returns, recent_costs, recent_lengths], checkpoint["recent_episodes"]):
-            recent.extend(values_saved)
-        if reward_scaler is not None:
-            reward_scaler.load_state_dict(worker["reward_scaler"])
     # the observation statistics that all workers share: each worker's later observations are merged into them
-    statistics_at_sync = worker["statistics_at_sync"] if worker is not None else obs_normalizer.stats.state_dict()
-    if worker is not None and worker["envs"] is not None:
-        for env in envs.envs:
-            env.close()
-        envs.envs = pickle.loads(worker["envs"])  # the episodes go on exactly where they stopped
-        next_obs, next_done = worker["next_obs"], worker["next_done"]
-    else:
-        if worker is not None and rank == 0:
-            print(f"note: {args.env_id}'s envs cannot be saved, so the resumed run starts new episodes", file=sys.stderr)
-        raw_obs, _ = envs.reset(seed=args.seed + rank + global_step)
-        envs.action_space.seed(args.seed + rank)
-        obs_normalizer.update(raw_obs.reshape(args.num_envs, obs_dim))
-        next_obs = obs_normalizer(raw_obs.reshape(args.num_envs, obs_dim))
-        next_done = np.zeros(args.num_envs, np.float32)
-    if worker is not None:
-        random.setstate(worker["python_rng"])
-        np.random.set_state(worker["numpy_rng"])
-        torch.set_rng_state(worker["torch_rng"])
-        if worker["cuda_rng"] is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(worker["cuda_rng"])
+    statistics_at_sync = obs_normalizer.stats.state_dict()
+    if checkpoint is not None:
+        global_step, completed_iterations, lagrange_multiplier, statistics_at_sync = restore(
+            checkpoint, rank, agent, optimizers, obs_normalizer, reward_scaler, recent_episodes)
+        if rank == 0:
+            print(f"resuming {run_name} at step {global_step}: weights, optimizers, statistics, λ, step and random "
+                  f"streams as saved; every env starts a new episode (episodes in progress are not saved)")
+
+    # Episodes run on across updates: the envs are reset once, here (OmniSafe resets every epoch, which truncates
+    # episodes early and, on Safety-Gymnasium, rebuilds the MuJoCo model). A resumed run seeds them anew.
+    raw_obs, _ = envs.reset(seed=env_seed + global_step)
+    envs.action_space.seed(env_seed)
+    next_raw_obs = raw_obs.reshape(args.num_envs, obs_dim)
+    if checkpoint is None:  # (a checkpoint's statistics already count the observation this one replaces)
+        obs_normalizer.update(next_raw_obs)
+    next_done = np.zeros(args.num_envs, np.float32)
 
     checkpoint_path = f"{run_dir}/checkpoint.pt"
-
-    def snapshot() -> Optional[dict]:
-        """The run's state between two iterations (every worker's part gathered on rank 0)."""
-        worker_state = {"python_rng": random.getstate(), "numpy_rng": np.random.get_state(),
-                        "torch_rng": torch.get_rng_state(),
-                        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-                        "envs": pickled_envs(envs), "next_obs": next_obs.copy(), "next_done": next_done.copy(),
-                        "reward_scaler": reward_scaler.state_dict() if reward_scaler is not None else None,
-                        "obs_normalizer": obs_normalizer.state_dict(), "statistics_at_sync": statistics_at_sync}
-        workers_states = gather_on_rank0(worker_state)
-        if rank != 0:
-            return None
-        return {"format": "trpo_continuous checkpoint", "args": dataclasses.asdict(args), "run_name": run_name,
-                "global_step": global_step, "iteration": iteration - 1, "workers": workers_states,
-                "agent": {key: value.detach().cpu().clone() for key, value in agent.state_dict().items()},
-                "optimizers": [copy.deepcopy(optimizer.state_dict()) for optimizer in optimizers],
-                "lagrange_multiplier": lagrange_multiplier,
-                "recent_episodes": [list(recent_returns), list(recent_costs), list(recent_lengths)]}
-
     start_time = last_print = time.time()
-    start_step = global_step
-    for iteration in range(completed_iterations + 1, args.num_iterations + 1):
-        last_checkpoint = snapshot()
+    start_step, stopped_by = global_step, 0
+    for iteration in range(completed_iterations + 1, num_iterations + 1):
+        last_checkpoint = snapshot(args, run_name, global_step, iteration - 1, lagrange_multiplier, recent_episodes,
+                                   agent, optimizers, obs_normalizer, reward_scaler, statistics_at_sync)
         if rank == 0 and args.checkpoint_every and iteration - 1 > completed_iterations \
                 and (iteration - 1) % args.checkpoint_every == 0:
             write_checkpoint(checkpoint_path, last_checkpoint)
         if args.std_schedule is not None:
-            progress = (iteration - 1) / max(args.num_iterations - 1, 1)
+            progress = (iteration - 1) / max(num_iterations - 1, 1)
             agent.actor_logstd.data.fill_(math.log(linear_schedule(*args.std_schedule, progress)))
         rollout_costs = []  # the episodic costs J_c of the episodes that end in this rollout
         std = agent.actor_logstd.detach().exp()  # σ of this rollout's policy
@@ -1065,10 +1132,11 @@ def train_worker(args: Args, stop_signal: list) -> dict:
             if stop_signal:
                 break
             global_step += args.num_envs * workers
-            obs[step] = next_obs
+            # normalized when used, so that a rollout's first observation sees the statistics synced after the last
+            obs[step] = obs_normalizer(next_raw_obs)
             dones[step] = next_done
             with torch.inference_mode():
-                obs_tensor = torch.from_numpy(next_obs).to(device)
+                obs_tensor = torch.from_numpy(obs[step]).to(device)
                 # a ~ N(μ_θ(s), σ²), the draw of agent.gaussian(mean).sample() without building a distribution
                 # each step; the log-probabilities of the old policy come from the stored means after the rollout.
                 mean = agent.actor_mean(obs_tensor)
@@ -1081,10 +1149,6 @@ def train_worker(args: Args, stop_signal: list) -> dict:
             raw_obs, reward, terminations, truncations, infos = envs.step(np.clip(action, action_low, action_high))
             done = terminations | truncations
             if use_cost:
-                if step == 0 and iteration == completed_iterations + 1 and not reports_cost(infos):
-                    envs.close()
-                    raise UsageError(f"{args.env_id} reports no per-step info['cost']; --use-cost-critic and "
-                                     f"--cost-limit need an env that does (every Safety-Gymnasium task)")
                 cost = step_costs(infos, args.num_envs)
             if reward_scaler is not None:
                 reward = reward_scaler(reward, done)
@@ -1102,8 +1166,8 @@ def train_worker(args: Args, stop_signal: list) -> dict:
             rewards[step] = reward
             if use_cost:
                 costs[step] = cost
-            obs_normalizer.update(raw_obs.reshape(args.num_envs, obs_dim))
-            next_obs = obs_normalizer(raw_obs.reshape(args.num_envs, obs_dim))
+            next_raw_obs = raw_obs.reshape(args.num_envs, obs_dim)
+            obs_normalizer.update(next_raw_obs)
             next_done = done.astype(np.float32)
 
             if "final_info" in infos:
@@ -1122,16 +1186,21 @@ def train_worker(args: Args, stop_signal: list) -> dict:
                 last_print = time.time()
                 print(progress_line(global_step, args.total_timesteps, start_step, start_time, recent_returns,
                                     recent_costs), flush=True)
-        if stop_signal:
+        # A signal stops every worker here, together: the checkpoint of this iteration's start is written.
+        stopped_by = agreed_stop_signal(stop_signal, device)
+        if stopped_by:
             if rank == 0:
                 write_checkpoint(checkpoint_path, last_checkpoint)
-                print(f"stopped by signal {stop_signal[0]} at step {global_step}; checkpoint of step "
+                print(f"stopped by signal {stopped_by} at step {global_step}; checkpoint of step "
                       f"{last_checkpoint['global_step']} written; continue with --resume {checkpoint_path}", flush=True)
+            if workers > 1:
+                dist.barrier()  # no worker exits (and makes torchrun stop the others) before the checkpoint is written
             break
         if workers > 1:
             statistics_at_sync = synchronize_statistics(obs_normalizer.stats, statistics_at_sync, device)
 
         # Advantages: GAE(λ) on the rollout, bootstrapped from the value of the next observation.
+        next_obs = obs_normalizer(next_raw_obs)
         with torch.inference_mode():
             next_value = agent.get_value(torch.from_numpy(next_obs).to(device)).cpu().numpy()
         advantages, returns = compute_gae(rewards, values, dones, next_value, next_done, args.gamma, args.gae_lambda)
@@ -1160,7 +1229,7 @@ def train_worker(args: Args, stop_signal: list) -> dict:
                                                                  args.cost_limit, args.lagrange_lr)
             b_advantages = penalized_advantages(b_advantages, b_cost_advantages, lagrange_multiplier)
         if args.anneal_lr:
-            learning_rate = linear_schedule(args.critic_lr, 0.0, (iteration - 1) / args.num_iterations)
+            learning_rate = linear_schedule(args.critic_lr, 0.0, (iteration - 1) / num_iterations)
             for _, optimizer, _ in critics:
                 optimizer.param_groups[0]["lr"] = learning_rate
 
@@ -1187,7 +1256,8 @@ def train_worker(args: Args, stop_signal: list) -> dict:
             writer.add_scalar("policy/entropy", agent.distribution(b_obs).entropy().mean().item(), global_step)
             writer.add_scalar("policy/std", agent.actor_logstd.exp().mean().item(), global_step)
 
-    if rank == 0 and not stop_signal:
+    stopped_by = stopped_by or agreed_stop_signal(stop_signal, device)  # (a signal after the last iteration's check)
+    if rank == 0 and not stopped_by:
         print(progress_line(global_step, args.total_timesteps, start_step, start_time, recent_returns, recent_costs),
               flush=True)
     envs.close()
@@ -1195,8 +1265,8 @@ def train_worker(args: Args, stop_signal: list) -> dict:
               "episodic_cost": float(np.mean(recent_costs)) if recent_costs else float("nan"),
               "sps": int((global_step - start_step) / (time.time() - start_time)), "run_name": run_name,
               "lagrange_multiplier": lagrange_multiplier, "agent": agent, "obs_normalizer": obs_normalizer,
-              "stopped_by_signal": stop_signal[0] if stop_signal else None}
-    if args.save_model and rank == 0 and not stop_signal:
+              "stopped_by_signal": stopped_by or None}
+    if args.save_model and rank == 0 and not stopped_by:
         model_path = f"{run_dir}/{args.exp_name}.model"
         save_model(model_path, agent, obs_normalizer, args.env_id)
         print(f"model saved to {model_path}")
@@ -1225,27 +1295,30 @@ def progress_line(global_step: int, total: int, start_step: int, start_time: flo
 
 def parse_args(argv=None) -> Args:
     """Command line → Args. With `--config PATH`, the yaml file's values become the defaults that flags override."""
+    import argparse
+
     import tyro
 
     argv = sys.argv[1:] if argv is None else list(argv)
-    defaults = Args()
-    for i, token in enumerate(argv):
-        config_path = argv[i + 1] if token == "--config" and i + 1 < len(argv) else \
-            token.split("=", 1)[1] if token.startswith("--config=") else None
-        if config_path is None:
-            continue
-        if not os.path.isfile(config_path):
-            raise UsageError(f"no config file at {config_path!r}")
-        with open(config_path) as f:
-            values = yaml.safe_load(f) or {}
-        fields = {field.name for field in dataclasses.fields(Args)}
-        unknown = sorted(set(values) - fields)
-        if not isinstance(values, dict) or unknown:
-            raise UsageError(f"{config_path!r}: unknown argument(s) {unknown}; a config holds Args fields")
-        # yaml writes tuples (hidden_sizes, std_schedule) as lists; the fields are tuples
-        values = {name: tuple(value) if isinstance(value, list) else value for name, value in values.items()}
-        defaults = dataclasses.replace(defaults, **values)
-    return tyro.cli(Args, default=defaults, args=argv)
+    config_parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    config_parser.add_argument("--config")
+    config_path = config_parser.parse_known_args(argv)[0].config
+    if config_path is None:
+        return tyro.cli(Args, args=argv)
+    if not os.path.isfile(config_path):
+        raise UsageError(f"no config file at {config_path!r}")
+    with open(config_path) as f:
+        values = yaml.safe_load(f) or {}
+    if not isinstance(values, dict):
+        raise UsageError(f"{config_path!r} is not a yaml mapping of Args fields")
+    unknown = sorted(set(values) - {field.name for field in dataclasses.fields(Args)})
+    if unknown:
+        raise UsageError(f"{config_path!r}: unknown argument(s) {unknown}; a config holds Args fields")
+    if set(values) & set(LAUNCH_ARGUMENTS):
+        raise UsageError(f"{config_path!r}: {', '.join(LAUNCH_ARGUMENTS)} are given on the command line, not in a config")
+    # yaml writes tuples (hidden_sizes, std_schedule) as lists; the fields are tuples
+    values = {name: tuple(value) if isinstance(value, list) else value for name, value in values.items()}
+    return tyro.cli(Args, default=dataclasses.replace(Args(), **values), args=argv)
 
 
 def main():

@@ -106,12 +106,13 @@ def update_seconds(module, script_args) -> tuple:
     n_out = int(space.n) if hasattr(space, "n") else int(np.prod(space.shape))
     agent = module.Agent(obs_dim, n_out, hidden_sizes=args.hidden_sizes, activation=args.activation,
                          weight_init=args.weight_init)
-    obs = torch.randn(args.batch_size, obs_dim)
+    batch_size = args.num_envs * args.num_steps
+    obs = torch.randn(batch_size, obs_dim)
     with torch.no_grad():
         dist = agent.distribution(obs)
         actions = dist.sample()
         logprobs = dist.log_prob(actions)
-    advantages, returns = torch.randn(args.batch_size), torch.randn(args.batch_size)
+    advantages, returns = torch.randn(batch_size), torch.randn(batch_size)
     critic_optimizer = torch.optim.Adam(agent.critic.parameters(), lr=args.critic_lr)
     start = time.perf_counter()
     module.trpo_policy_update(agent, obs, actions, logprobs, advantages, args)
@@ -165,9 +166,8 @@ def main(args: Args):
                                       exp_name="speed")
     if args.num_steps is not None:
         script_args = dataclasses.replace(script_args, num_steps=args.num_steps)
-    try:  # the script's own checks: sizes, env id, action space
-        minibatch_size = module.validate_args(dataclasses.replace(script_args)).minibatch_size
-        module.make_vector_env(script_args, run_name="speed").close()
+    try:  # the script's own checks: env id, action space, sizes
+        module.validate_args(script_args)
     except module.UsageError as error:
         raise SystemExit(f"error: {error}") from None
     start_dir = os.getcwd()
@@ -184,7 +184,7 @@ def main(args: Args):
             if key == "sb3" and args.env_id.startswith("Safety"):
                 print(f"{name}: not run (its environment has no Safety-Gymnasium)")
                 continue
-            theirs = peer_sps(key, args, script_args.num_steps, minibatch_size, script_args.target_kl)
+            theirs = peer_sps(key, args, script_args.num_steps, script_args.critic_minibatch_size, script_args.target_kl)
             print(f"{name} TRPO: {theirs:.0f} SPS; ours / theirs = {training / theirs:.2f}", flush=True)
         if args.workers > 1:
             parallel = torchrun_sps(args, script_args, args.workers)

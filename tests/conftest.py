@@ -48,10 +48,20 @@ class StepCost(__import__("gymnasium").Wrapper):
         return obs, reward, terminated, truncated, info
 
 
-def register_cost_envs():
+class FixedStart(__import__("gymnasium").Wrapper):
+    """Every episode starts from the same state (each reset is seeded 0). When every episode also ends at an
+    iteration boundary, a run resumed from a checkpoint there starts its new episodes where the uninterrupted run
+    starts its next ones, so that the two runs can be compared bit for bit."""
+
+    def reset(self, **kwargs):
+        return self.env.reset(**{**kwargs, "seed": 0})
+
+
+def register_test_envs():
     """Fast envs with a cost, for the safe-RL tests (Safety-Gymnasium steps about 650 times a second here):
     CostPendulum-v1, cost 1 while the pendulum is more than 60° from upright (cos θ < 0.5), and
-    CostCartPole-v1, cost 1 while the cart is more than 0.1 from the centre."""
+    CostCartPole-v1, cost 1 while the cart is more than 0.1 from the centre; and FixedStartPendulum-v1 and
+    FixedStartMountainCar-v0, 200-step episodes that always start from the same state."""
     import gymnasium as gym
 
     if "CostPendulum-v1" not in gym.registry:
@@ -59,6 +69,8 @@ def register_cost_envs():
                                                                   lambda obs: obs[0] < 0.5))
         gym.register("CostCartPole-v1", lambda **kwargs: StepCost(gym.make("CartPole-v1", **kwargs),
                                                                   lambda obs: abs(obs[0]) > 0.1))
+        gym.register("FixedStartPendulum-v1", lambda **kwargs: FixedStart(gym.make("Pendulum-v1", **kwargs)))
+        gym.register("FixedStartMountainCar-v0", lambda **kwargs: FixedStart(gym.make("MountainCar-v0", **kwargs)))
 
 
-register_cost_envs()
+register_test_envs()

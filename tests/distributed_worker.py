@@ -2,9 +2,10 @@
 
     torchrun --nproc_per_node 2 tests/distributed_worker.py SCRIPT MODE OUT_DIR
 
-MODE `train`: a tiny training run of 6 iterations with a checkpoint after 3; each worker saves its final
-parameters and observation statistics to OUT_DIR/train<rank>.pt. MODE `resume`: resumes that checkpoint,
-and saves the same to OUT_DIR/resume<rank>.pt.
+MODE `train`: a tiny training run of 6 iterations with a checkpoint after 3, then, in the same process (a second
+train() call), the run resumed from that checkpoint; each worker saves its final parameters and observation
+statistics of both to OUT_DIR/train<rank>.pt and OUT_DIR/resume<rank>.pt. Every episode starts from the same
+state and ends at an iteration boundary, so that the resumed run's new episodes are the uninterrupted run's.
 MODE `averages`: each worker holds one half of a fixed batch and saves the averaged quantities it computes
 (Fisher-vector product, policy-update statistics, standardized advantages, observation statistics)."""
 import glob
@@ -17,20 +18,26 @@ import torch
 import torch.distributed as dist
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from conftest import register_test_envs  # noqa: E402  (this folder is on sys.path: the worker runs from it)
+
+register_test_envs()
 script, mode, out_dir = sys.argv[1:4]
 trpo = importlib.import_module(script)
 rank = int(os.environ["RANK"])
 
-if mode == "train":
-    env_id = "Pendulum-v1" if script == "trpo_continuous" else "CartPole-v1"
-    result = trpo.train(trpo.Args(env_id=env_id, total_timesteps=2400, num_envs=1, num_steps=400, num_minibatches=4,
-                                  update_epochs=2, save_model=True, eval_episodes=1, checkpoint_every=3))
-elif mode == "resume":  # (a second torchrun launch: a process group is started once per process)
-    (checkpoint,) = glob.glob(os.path.join(out_dir, "runs", "*", "checkpoint.pt"))
-    result = trpo.train(trpo.Args(resume=checkpoint))
-if mode in ("train", "resume"):
+
+def save(result, name):
     torch.save({"agent": result["agent"].state_dict(), "global_step": result["global_step"],
-                "obs_stats": result["obs_normalizer"].state_dict()}, os.path.join(out_dir, f"{mode}{rank}.pt"))
+                "obs_stats": result["obs_normalizer"].state_dict()}, os.path.join(out_dir, f"{name}{rank}.pt"))
+
+
+if mode == "train":
+    env_id = "FixedStartPendulum-v1" if script == "trpo_continuous" else "FixedStartMountainCar-v0"
+    save(trpo.train(trpo.Args(env_id=env_id, total_timesteps=2400, num_envs=1, num_steps=400,
+                              critic_minibatch_size=100, update_epochs=2, save_model=True, eval_episodes=1,
+                              checkpoint_every=3, normalize_reward=True)), "train")
+    (checkpoint,) = glob.glob(os.path.join(out_dir, "runs", "*", "checkpoint.pt"))
+    save(trpo.train(trpo.Args(resume=checkpoint)), "resume")
 else:
     dist.init_process_group("gloo")
     batch = torch.load(os.path.join(out_dir, "batch.pt"), weights_only=False)

@@ -4,11 +4,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 import torch
+import yaml
 from conftest import ROOT, read_scalars
 
 import trpo_continuous
@@ -25,22 +25,27 @@ def torchrun(script_name, mode, out_dir, timeout=240):
                            os.path.join(ROOT, "tests", "distributed_worker.py"), script_name, mode, str(out_dir)],
                           capture_output=True, text=True, timeout=timeout, cwd=out_dir)
     assert done.returncode == 0, done.stderr[-3000:]
-    return [torch.load(out_dir / f"{mode if mode != 'averages' else 'rank'}{rank}.pt", weights_only=False)
-            for rank in (0, 1)]
 
 
-def test_two_workers_end_with_identical_parameters_and_resume_exactly(trpo, in_tmp):
-    rank0, rank1 = torchrun(trpo.__name__, "train", in_tmp)
+def load(path):
+    return torch.load(path, weights_only=False)
+
+
+def test_two_workers_end_with_identical_parameters_and_resume_exactly_in_the_same_process(trpo, in_tmp):
+    torchrun(trpo.__name__, "train", in_tmp)  # train() twice in each worker: the run, then its resumption
+    rank0, rank1 = load(in_tmp / "train0.pt"), load(in_tmp / "train1.pt")
     assert rank0["global_step"] == rank1["global_step"] == 2400  # total_timesteps is global
     assert all(torch.equal(rank0["agent"][key], rank1["agent"][key]) for key in rank0["agent"])
     stats0, stats1 = rank0["obs_stats"], rank1["obs_stats"]  # the observation statistics too, all of them
     assert torch.equal(stats0["mean"], stats1["mean"]) and torch.equal(stats0["var"], stats1["var"])
     assert stats0["count"] == stats1["count"] == pytest.approx(2400 + 2 + 1e-4)  # every step and both resets
-    (run_dir,) = (in_tmp / "runs").iterdir()  # only rank 0 logs and saves
-    assert len(list(run_dir.glob("events.out.tfevents.*"))) == 1 and len(list(run_dir.glob("*.model"))) == 1
+    (run_dir,) = (in_tmp / "runs").iterdir()  # only rank 0 logs and saves: one event file for each train() call
+    assert len(list(run_dir.glob("events.out.tfevents.*"))) == 2 and len(list(run_dir.glob("*.model"))) == 1
     assert len(read_scalars(run_dir)["charts/SPS"]) == 6  # the batch is global: 400 steps = 2 workers × 200
-    for uninterrupted, resumed in zip([rank0, rank1], torchrun(trpo.__name__, "resume", in_tmp)):
-        # from the checkpoint after 3 of the 6 iterations: every worker's own envs and streams restored
+    for rank, uninterrupted in enumerate([rank0, rank1]):
+        # from the checkpoint after 3 of the 6 iterations: every worker's own statistics and streams restored
+        resumed = load(in_tmp / f"resume{rank}.pt")
+        assert resumed["global_step"] == 2400
         assert all(torch.equal(value, resumed["agent"][key]) for key, value in uninterrupted["agent"].items())
 
 
@@ -57,7 +62,8 @@ def test_averages_over_two_half_batches_equal_the_whole_batch(trpo, in_tmp):
     batch = {"obs": obs, "actions": actions, "logprobs": logprobs, "advantages": torch.randn(64), "n_out": n_out,
              "vector": torch.randn(sum(p.numel() for p in agent.actor_parameters())), "raw_obs": np.random.rand(40, 3)}
     torch.save(batch, in_tmp / "batch.pt")
-    rank0, rank1 = torchrun(trpo.__name__, "averages", in_tmp)
+    torchrun(trpo.__name__, "averages", in_tmp)
+    rank0, rank1 = load(in_tmp / "rank0.pt"), load(in_tmp / "rank1.pt")
 
     whole_fvp = trpo.fisher_vector_product(agent, obs, 0.1)(batch["vector"])
     whole_update = trpo.trpo_policy_update(agent, obs, actions, logprobs, batch["advantages"],
@@ -80,18 +86,19 @@ def test_averages_over_two_half_batches_equal_the_whole_batch(trpo, in_tmp):
 
 
 def tiny(trpo, **overrides):
-    env_id = "Pendulum-v1" if trpo is trpo_continuous else "CartPole-v1"
-    settings = dict(env_id=env_id, total_timesteps=2400, num_envs=1, num_steps=400, num_minibatches=4, update_epochs=2,
-                    normalize_reward=True)
+    # every episode starts from the same state and ends at an iteration boundary (see conftest's FixedStart)
+    env_id = "FixedStartPendulum-v1" if trpo is trpo_continuous else "FixedStartMountainCar-v0"
+    settings = dict(env_id=env_id, total_timesteps=2400, num_envs=1, num_steps=400, critic_minibatch_size=100,
+                    update_epochs=2, normalize_reward=True)
     return trpo.Args(**{**settings, **overrides})
 
 
 def test_resumed_run_equals_the_uninterrupted_run(trpo, in_tmp):
-    # classic-control envs pickle by value, so the checkpoint holds their exact state
+    # A resume starts new episodes; these are the ones the uninterrupted run starts at the same step.
     uninterrupted = trpo.train(tiny(trpo, checkpoint_every=3))  # 6 iterations; the checkpoint holds the first 3
     final = {key: value.clone() for key, value in uninterrupted["agent"].state_dict().items()}
     checkpoint_path = in_tmp / "runs" / uninterrupted["run_name"] / "checkpoint.pt"
-    assert torch.load(checkpoint_path, weights_only=False)["iteration"] == 3
+    assert torch.load(checkpoint_path, weights_only=True)["iteration"] == 3
     resumed = trpo.train(trpo.Args(resume=str(checkpoint_path)))
     assert resumed["run_name"] == uninterrupted["run_name"] and resumed["global_step"] == 2400
     assert all(torch.equal(final[key], value) for key, value in resumed["agent"].state_dict().items())
@@ -99,32 +106,88 @@ def test_resumed_run_equals_the_uninterrupted_run(trpo, in_tmp):
     assert len(steps) == 6  # iterations 4 to 6 logged again in the same TensorBoard folder, not twice
 
 
-def start_and_stop(command, cwd, wait_for_step):
-    """Starts a training command, sends SIGTERM once it has printed a step ≥ wait_for_step; returns its stdout."""
+def test_checkpoint_holds_plain_data_and_a_code_carrying_one_is_refused(trpo, run_script, in_tmp):
+    result = trpo.train(tiny(trpo, total_timesteps=800, checkpoint_every=1))
+    checkpoint = in_tmp / "runs" / result["run_name"] / "checkpoint.pt"
+    torch.load(checkpoint, weights_only=True)  # tensors, numbers, strings, lists and dicts only
+    evil = in_tmp / "evil.pt"
+    torch.save({"format": f"{trpo.__name__} checkpoint", "payload": CreatesAFile(str(in_tmp / "pwned"))}, evil)
+    done = run_script(f"{trpo.__name__}.py", "--resume", str(evil))
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode != 0 and len(lines) == 1 and "is not a checkpoint written by" in lines[0], done.stderr
+    assert not (in_tmp / "pwned").exists()
+
+
+class CreatesAFile:
+    """Unpickling this object calls open(path, "w"): the file appears if a loader runs the pickle's code."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return open, (self.path, "w")
+
+
+def test_args_yaml_of_a_resumed_run_holds_no_launch_arguments(trpo, in_tmp):
+    first = trpo.train(tiny(trpo, total_timesteps=800, checkpoint_every=1, exp_name="again"))
+    run_dir = in_tmp / "runs" / first["run_name"]
+    trpo.train(trpo.Args(resume=str(run_dir / "checkpoint.pt")))
+    saved = yaml.safe_load((run_dir / "args.yaml").read_text())
+    assert not {"resume", "config", "eval_model"} & set(saved) and saved["exp_name"] == "again"
+    args = trpo.parse_args(["--config", str(run_dir / "args.yaml"), "--exp-name", "new"])
+    assert args.resume is None and args.total_timesteps == 800  # a new run with the same settings
+    assert trpo.train(args)["run_name"] != first["run_name"]
+
+
+def torchrun_worker_pid(torchrun_pid, rank):
+    """The pid of the worker of that rank among the torchrun process's children."""
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                parent = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                environment = f.read().split(b"\0")
+        except OSError:
+            continue
+        if parent == torchrun_pid and f"RANK={rank}".encode() in environment:
+            return int(entry)
+    raise AssertionError(f"no worker of rank {rank}")
+
+
+def start_and_stop(command, cwd, wait_for_step, rank=None):
+    """Starts a training command and, once it has printed a step ≥ wait_for_step, sends SIGTERM to it or, under
+    torchrun, to the worker of that rank alone; returns (returncode, stdout, stderr)."""
     process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     for line in process.stdout:
         if line.startswith("step ") and int(line.split()[1].split("/")[0]) >= wait_for_step:
             break
-    process.send_signal(signal.SIGTERM)
-    stdout, stderr = process.communicate(timeout=60)
-    assert process.returncode == 130, stderr
-    return stdout
+    os.kill(process.pid if rank is None else torchrun_worker_pid(process.pid, rank), signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=120)
+    return process.returncode, stdout, stderr
 
 
-def test_sigterm_writes_a_checkpoint_and_resume_continues_the_run(trpo, in_tmp):
-    script = os.path.join(ROOT, trpo.__name__ + ".py")
+@pytest.mark.parametrize("workers", [1, 2], ids=["one process", "torchrun, SIGTERM to rank 1 only"])
+def test_sigterm_writes_a_checkpoint_and_resume_continues_the_run(trpo, in_tmp, workers):
+    launch = [sys.executable, os.path.join(ROOT, trpo.__name__ + ".py")]
+    if workers > 1:
+        launch[1:1] = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(workers)]
     env_id = "Pendulum-v1" if trpo is trpo_continuous else "CartPole-v1"
-    command = [sys.executable, script, "--env-id", env_id, "--num-steps", "2000", "--num-envs", "1",
-               "--num-minibatches", "4", "--total-timesteps", "10000000", "--exp-name", "long"]
-    stdout = start_and_stop(command, in_tmp, wait_for_step=4000)
-    assert "continue with --resume" in stdout
+    command = launch + ["--env-id", env_id, "--num-steps", "2000", "--num-envs", "1", "--critic-minibatch-size", "500",
+                        "--total-timesteps", "10000000", "--exp-name", "long"]
+    rank = 1 if workers > 1 else None
+    returncode, stdout, stderr = start_and_stop(command, in_tmp, wait_for_step=4000, rank=rank)
+    # every worker leaves the same iteration with exit code 130; torchrun reports its workers' failure
+    assert "stopped by signal 15" in stdout and "continue with --resume" in stdout, stderr[-3000:]
+    assert returncode == 130 if workers == 1 else stderr.count("exitcode  : 130") >= 1, stderr[-3000:]
     (checkpoint,) = in_tmp.glob("runs/*long*/checkpoint.pt")
-    first = torch.load(checkpoint, weights_only=False)
+    first = torch.load(checkpoint, weights_only=True)
     assert first["iteration"] >= 1 and first["global_step"] == 2000 * first["iteration"]
+    assert len(first["workers"]) == workers
 
-    stdout = start_and_stop([sys.executable, script, "--resume", str(checkpoint)], in_tmp,
-                            wait_for_step=first["global_step"] + 4000)
-    second = torch.load(checkpoint, weights_only=False)
+    returncode, stdout, stderr = start_and_stop(launch + ["--resume", str(checkpoint)], in_tmp,
+                                                wait_for_step=first["global_step"] + 4000, rank=rank)
+    assert "stopped by signal 15" in stdout, stderr[-3000:]
+    second = torch.load(checkpoint, weights_only=True)
     assert second["run_name"] == first["run_name"] and second["global_step"] > first["global_step"]
     assert len(list(in_tmp.glob("runs/*"))) == 1  # the same run folder
 

@@ -21,7 +21,7 @@ def trpo(request):
 
 
 def tiny(trpo, **overrides):
-    settings = dict(env_id=COST_ENV[trpo], total_timesteps=1200, num_steps=400, num_minibatches=4, num_envs=1,
+    settings = dict(env_id=COST_ENV[trpo], total_timesteps=1200, num_steps=400, critic_minibatch_size=100, num_envs=1,
                     update_epochs=2, save_model=True, eval_episodes=1)
     return trpo.Args(**{**settings, **overrides})
 
@@ -92,7 +92,7 @@ def test_network_options_train_save_and_evaluate(trpo, in_tmp):
 
 def test_lagrangian_on_a_safety_gymnasium_task(in_tmp):
     result = trpo_continuous.train(trpo_continuous.Args(
-        env_id="SafetyPointGoal1-v0", total_timesteps=2000, num_steps=1000, num_minibatches=10, update_epochs=2,
+        env_id="SafetyPointGoal1-v0", total_timesteps=2000, num_steps=1000, critic_minibatch_size=100, update_epochs=2,
         cg_iters=5, cost_limit=0.0))
     scalars = read_scalars(in_tmp / "runs" / result["run_name"])
     assert result["global_step"] == 2000 and len(scalars["charts/lagrange_multiplier"]) == 2

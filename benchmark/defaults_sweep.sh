@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# The defaults sweep (issue: defaults that learn well at every budget): candidate configurations × the suite,
+# into benchmark/results/defaults, then report.py. Two queues run side by side, one core each:
+#   bash benchmark/defaults_sweep.sh screen-point   # the long SafetyPointGoal1 runs
+#   bash benchmark/defaults_sweep.sh screen-rest    # MuJoCo, classic control, discrete
+#   bash benchmark/defaults_sweep.sh confirm-point / confirm-rest   # the finalist, seeds 1 and 2
+# Each candidate is a set of flags of the scripts as they were before the sweep; exp_name names it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-.venv/bin/python}
+RESULTS=${RESULTS:-benchmark/results/defaults}
+RUN="$PYTHON benchmark/run.py --results-dir $RESULTS --workers 1"
+
+# Before the sweep: OmniSafe's settings (20000 steps per update, 1600 critic minibatches, target_kl 0.06 summed).
+OLD="--exp-name old_defaults"
+# Tianshou's MuJoCo setting: 16 envs × 64 steps = 1024 per update, 20 full-batch critic steps with the learning
+# rate decayed linearly over the run, return scaling, target_kl 0.01 (summed), 10 backtracks, log σ₀ = −0.5.
+TIANSHOU="--num-envs 16 --num-steps 64 --num-minibatches 1 --update-epochs 20 --normalize-reward \
+  --log-std-init -0.5 --target-kl 0.01 --backtrack-iters 10 --anneal-lr"
+# The same with σ₀ = 1 and OmniSafe's critic schedule (minibatches of 128, 10 passes: 80 steps per update).
+T_STD0_MB128="--num-envs 16 --num-steps 64 --num-minibatches 8 --update-epochs 10 --normalize-reward \
+  --log-std-init 0 --target-kl 0.01 --backtrack-iters 10 --anneal-lr"
+# Larger updates: 16 envs × 128 = 2048 steps, target_kl 0.02, minibatches of 128 (16 per pass, 10 passes).
+T_2048="--num-envs 16 --num-steps 128 --num-minibatches 16 --update-epochs 10 --normalize-reward \
+  --log-std-init -0.5 --target-kl 0.02 --backtrack-iters 10 --anneal-lr"
+
+# trpo_discrete.py: before (SB3-contrib's CartPole zoo setting) and the Tianshou-like setting.
+D_TIANSHOU="--num-envs 16 --num-steps 64 --num-minibatches 1 --update-epochs 20 --normalize-reward \
+  --target-kl 0.01 --backtrack-iters 10 --anneal-lr"
+
+cont() {  # cont EXP_NAME "FLAGS" SEEDS ENV[:STEPS]...
+  local name=$1 flags=$2 seeds=$3; shift 3
+  for spec in "$@"; do
+    local env=${spec%%:*} steps=${spec#*:}
+    [ "$steps" = "$spec" ] && steps=1000000
+    $RUN --env-ids "$env" --seeds $seeds --script-args="$flags --exp-name $name --total-timesteps $steps"
+  done
+}
+disc() {
+  local name=$1 flags=$2 seeds=$3; shift 3
+  $RUN --script trpo_discrete --env-ids "$@" --seeds $seeds --script-args="$flags --exp-name $name"
+}
+SUITE_REST="HalfCheetah-v4 Hopper-v4 Ant-v4 SafetyHalfCheetahVelocity-v1 Pendulum-v1:200000 InvertedDoublePendulum-v4:300000"
+
+case ${1:-} in
+  screen-point)
+    cont tianshou "$TIANSHOU" 0 SafetyPointGoal1-v0
+    cont t_std0_mb128 "$T_STD0_MB128" 0 SafetyPointGoal1-v0
+    cont t_2048 "$T_2048" 0 SafetyPointGoal1-v0 ;;
+  screen-rest)
+    disc old_defaults "" "0 1 2" CartPole-v1 Acrobot-v1 MountainCar-v0
+    disc tianshou "$D_TIANSHOU" "0 1 2" CartPole-v1 Acrobot-v1 MountainCar-v0
+    cont old_defaults "$OLD" 0 Pendulum-v1:200000 InvertedDoublePendulum-v4:300000 Ant-v4
+    cont tianshou "$TIANSHOU" 0 $SUITE_REST
+    cont t_std0_mb128 "$T_STD0_MB128" 0 $SUITE_REST
+    cont t_2048 "$T_2048" 0 $SUITE_REST ;;
+  *) echo "usage: $0 screen-point|screen-rest|confirm-point|confirm-rest" >&2; exit 2 ;;
+esac
