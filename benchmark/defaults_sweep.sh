@@ -4,7 +4,8 @@
 #   bash benchmark/defaults_sweep.sh screen-point   # the long SafetyPointGoal1 runs
 #   bash benchmark/defaults_sweep.sh screen-rest    # MuJoCo, classic control, discrete
 #   bash benchmark/defaults_sweep.sh confirm-point / confirm-rest   # the finalist, seeds 1 and 2
-# Each candidate is a set of flags of the scripts as they were before the sweep; exp_name names it.
+# Each candidate is a set of flags; exp_name names it. The committed runs were made with commit 2a0117d's scripts,
+# whose --num-minibatches K gave the same minibatches as --critic-minibatch-size batch/K here (1, 8 and 16).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}
@@ -15,17 +16,17 @@ RUN="$PYTHON benchmark/run.py --results-dir $RESULTS --workers 1"
 OLD="--exp-name old_defaults"
 # Tianshou's MuJoCo setting: 16 envs × 64 steps = 1024 per update, 20 full-batch critic steps with the learning
 # rate decayed linearly over the run, return scaling, target_kl 0.01 (summed), 10 backtracks, log σ₀ = −0.5.
-TIANSHOU="--num-envs 16 --num-steps 64 --num-minibatches 1 --update-epochs 20 --normalize-reward \
+TIANSHOU="--num-envs 16 --num-steps 64 --critic-minibatch-size 1024 --update-epochs 20 --normalize-reward \
   --log-std-init -0.5 --target-kl 0.01 --backtrack-iters 10 --anneal-lr"
 # The same with σ₀ = 1 and OmniSafe's critic schedule (minibatches of 128, 10 passes: 80 steps per update).
-T_STD0_MB128="--num-envs 16 --num-steps 64 --num-minibatches 8 --update-epochs 10 --normalize-reward \
+T_STD0_MB128="--num-envs 16 --num-steps 64 --critic-minibatch-size 128 --update-epochs 10 --normalize-reward \
   --log-std-init 0 --target-kl 0.01 --backtrack-iters 10 --anneal-lr"
 # Larger updates: 16 envs × 128 = 2048 steps, target_kl 0.02, minibatches of 128 (16 per pass, 10 passes).
-T_2048="--num-envs 16 --num-steps 128 --num-minibatches 16 --update-epochs 10 --normalize-reward \
+T_2048="--num-envs 16 --num-steps 128 --critic-minibatch-size 128 --update-epochs 10 --normalize-reward \
   --log-std-init -0.5 --target-kl 0.02 --backtrack-iters 10 --anneal-lr"
 
 # trpo_discrete.py: before (SB3-contrib's CartPole zoo setting) and the Tianshou-like setting.
-D_TIANSHOU="--num-envs 16 --num-steps 64 --num-minibatches 1 --update-epochs 20 --normalize-reward \
+D_TIANSHOU="--num-envs 16 --num-steps 64 --critic-minibatch-size 1024 --update-epochs 20 --normalize-reward \
   --target-kl 0.01 --backtrack-iters 10 --anneal-lr"
 
 cont() {  # cont EXP_NAME "FLAGS" SEEDS ENV[:STEPS]...

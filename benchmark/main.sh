@@ -19,7 +19,7 @@ $RUN --env-ids Hopper-v4 SafetyHalfCheetahVelocity-v1 --seeds 0 1 2
 # trpo_discrete.py: its defaults (SB3-contrib's CartPole settings), then the continuous script's settings.
 $RUN --script trpo_discrete --env-ids CartPole-v1 --seeds 0 1 2
 $RUN --script trpo_discrete --env-ids CartPole-v1 --seeds 0 --script-args="--exp-name continuous_defaults \
-  --num-envs 1 --num-steps 20000 --gae-lambda 0.95 --cg-damping 0.1 --update-epochs 10 --num-minibatches 160"
+  --num-envs 1 --num-steps 20000 --gae-lambda 0.95 --cg-damping 0.1 --update-epochs 10 --critic-minibatch-size 125"
 
 # TRPO-Lagrangian (issue: safe RL), beside the plain runs above: cost limit 25, the other settings the defaults.
 $RUN --env-ids SafetyHalfCheetahVelocity-v1 SafetyPointGoal1-v0 --seeds 0 1 2 --script-args="--cost-limit 25 --exp-name lag25"
