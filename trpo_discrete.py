@@ -132,10 +132,22 @@ class Args:
     cost_limit: Optional[float] = None
     """d: if set, TRPO-Lagrangian keeps the mean episodic cost J_c under d with a multiplier λ ≥ 0 and the
     surrogate's advantage (A_r − λ·A_c) / (1 + λ); unset, plain TRPO"""
+    lagrange_update: Literal["gradient", "adam", "pid"] = "gradient"
+    """how λ moves once per iteration: gradient, λ ← max(0, λ + η (J_c − d)); adam, OmniSafe's Adam step on
+    −λ (J_c − d) (its TRPOLag: with --lagrange-multiplier-init 0.001); pid, Stooke et al.'s PID Lagrangian"""
     lagrange_lr: float = 0.035
-    """the learning rate η of the multiplier's step λ ← max(0, λ + η (J_c − d)), once per iteration"""
+    """the learning rate η of the gradient and Adam updates of λ"""
     lagrange_multiplier_init: float = 0.0
     """the multiplier λ at the start of the run"""
+    pid_kp: float = 0.1
+    """K_p, the PID update's proportional gain on the violation J_c − d (OmniSafe's default)"""
+    pid_ki: float = 0.01
+    """K_i, the PID update's integral gain (with K_p = K_d = 0 the PID update is the gradient update, η = K_i)"""
+    pid_kd: float = 0.01
+    """K_d, the PID update's derivative gain on the cost's rise since the last iteration"""
+    cost_line_search: bool = False
+    """if toggled (with --cost-limit), the line search also rejects a step whose cost surrogate rises by more
+    than max(−(J_c − d), 0): the spec's cost-aware search"""
 
 
 DEFAULT_ENV_ID = "CartPole-v1"
@@ -161,7 +173,8 @@ def validate_args(args: Args, workers: int = 1) -> Args:
     for name in positive:
         if not getattr(args, name) > 0:
             raise UsageError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
-    for name in ["cg_damping", "critic_l2_coef", "max_grad_norm", "lagrange_multiplier_init", "checkpoint_every"]:
+    for name in ["cg_damping", "critic_l2_coef", "max_grad_norm", "lagrange_multiplier_init", "checkpoint_every",
+                 "pid_kp", "pid_ki", "pid_kd"]:
         if getattr(args, name) < 0:
             raise UsageError(f"--{name.replace('_', '-')} must be non-negative, got {getattr(args, name)}")
     for name in ["gamma", "gae_lambda", "cost_gamma", "cost_gae_lambda"]:
@@ -173,6 +186,8 @@ def validate_args(args: Args, workers: int = 1) -> Args:
         raise UsageError(f"--hidden-sizes needs one or more positive sizes, got {args.hidden_sizes}")
     if args.cost_limit is not None and args.cost_limit < 0:
         raise UsageError(f"--cost-limit must be non-negative, got {args.cost_limit}")
+    if args.cost_line_search and args.cost_limit is None:
+        raise UsageError("--cost-line-search tests the cost against the limit: give --cost-limit too")
     batch_size = args.num_envs * args.num_steps
     if args.num_steps % workers != 0:
         raise UsageError(f"--num-steps {args.num_steps} cannot be shared by {workers} workers; "
@@ -513,6 +528,60 @@ def update_lagrange_multiplier(lagrange_multiplier: float, mean_episode_cost: fl
     return max(0.0, lagrange_multiplier + lagrange_lr * (mean_episode_cost - cost_limit))
 
 
+def adam_lagrange_step(lagrange_multiplier: float, moments: list, mean_episode_cost: float, cost_limit: float,
+                       lagrange_lr: float, betas=(0.9, 0.999), eps: float = 1e-8) -> tuple:
+    """OmniSafe's update: one Adam step on the loss −λ (J_c − d), whose gradient is g = −(J_c − d), then λ ≥ 0:
+
+        t ← t + 1,   m ← β₁ m + (1 − β₁) g,   v ← β₂ v + (1 − β₂) g²,
+        λ ← max(0, λ − η (m / (1 − β₁ᵗ)) / (sqrt(v / (1 − β₂ᵗ)) + ε))
+
+    Adam's normalized step moves λ by about η per iteration whatever the size of the violation. moments is
+    [m, v, t] (0, 0, 0 at the start); returns (λ, moments)."""
+    m, v, t = moments
+    g = -(mean_episode_cost - cost_limit)
+    t, m, v = t + 1, betas[0] * m + (1 - betas[0]) * g, betas[1] * v + (1 - betas[1]) * g * g
+    step = lagrange_lr * (m / (1 - betas[0] ** t)) / (math.sqrt(v / (1 - betas[1] ** t)) + eps)
+    return max(0.0, lagrange_multiplier - step), [m, v, t]
+
+
+def pid_lagrange_step(integral: float, previous_cost: Optional[float], mean_episode_cost: float, cost_limit: float,
+                      kp: float, ki: float, kd: float) -> tuple:
+    """The PID Lagrangian of Stooke, Achiam and Abbeel 2020 (their Algorithm 2), on the violation e = J_c − d:
+
+        I ← max(0, I + K_i e),   λ = max(0, K_p e + I + K_d max(0, J_c − J_c,previous))
+
+    The integral term alone is the gradient update (η = K_i); the proportional term raises λ while the cost is
+    over the limit and lowers it as soon as the cost falls, and the derivative term reacts to a rising cost:
+    together they damp the overshoot and oscillation of a pure integral. Returns (λ, I)."""
+    violation = mean_episode_cost - cost_limit
+    integral = max(0.0, integral + ki * violation)
+    rise = max(0.0, mean_episode_cost - previous_cost) if previous_cost is not None else 0.0
+    return max(0.0, kp * violation + integral + kd * rise), integral
+
+
+def initial_lagrange_state(lagrange_multiplier_init: float) -> dict:
+    """λ, what its updates keep between iterations, and the latest rollout's J_c, as plain numbers (checkpointed)."""
+    return {"multiplier": lagrange_multiplier_init, "adam_moments": [0.0, 0.0, 0],
+            "pid_integral": lagrange_multiplier_init, "mean_episode_cost": None}
+
+
+def update_lagrange_state(lagrange: dict, mean_episode_cost: float, args: Args) -> dict:
+    """One update of λ on a rollout's mean episodic cost J_c, by the rule that --lagrange-update names."""
+    lagrange = dict(lagrange)
+    if args.lagrange_update == "gradient":
+        lagrange["multiplier"] = update_lagrange_multiplier(lagrange["multiplier"], mean_episode_cost,
+                                                            args.cost_limit, args.lagrange_lr)
+    elif args.lagrange_update == "adam":
+        lagrange["multiplier"], lagrange["adam_moments"] = adam_lagrange_step(
+            lagrange["multiplier"], lagrange["adam_moments"], mean_episode_cost, args.cost_limit, args.lagrange_lr)
+    else:
+        lagrange["multiplier"], lagrange["pid_integral"] = pid_lagrange_step(
+            lagrange["pid_integral"], lagrange["mean_episode_cost"], mean_episode_cost, args.cost_limit,
+            args.pid_kp, args.pid_ki, args.pid_kd)
+    lagrange["mean_episode_cost"] = mean_episode_cost
+    return lagrange
+
+
 def penalized_advantages(reward_advantages: torch.Tensor, cost_advantages: torch.Tensor,
                          lagrange_multiplier: float) -> torch.Tensor:
     """Â = (Â_r − λ Â_c) / (1 + λ): the advantage of the Lagrangian r − λc, divided by (1 + λ) so that its scale
@@ -591,26 +660,47 @@ def max_step_size(xHx: float, target_kl: float) -> float:
     return math.sqrt(2.0 * target_kl / xHx)
 
 
-def backtracking_line_search(params, old_params: torch.Tensor, full_step: torch.Tensor,
-                             objective_and_kl: Callable[[], tuple], old_objective: float, target_kl: float,
-                             backtrack_coef: float, backtrack_iters: int):
+def backtracking_line_search(params, old_params: torch.Tensor, full_step: torch.Tensor, evaluate: Callable[[], tuple],
+                             old_objective: float, target_kl: float, backtrack_coef: float, backtrack_iters: int,
+                             old_cost_objective: float = 0.0, cost_slack: float = math.inf):
     """Tries θ = θ_old + backtrack_coef^i · full_step for i = 0, 1, ..., backtrack_iters − 1 and accepts the
     first one whose surrogate L is finite and improved and whose mean KL ≤ δ: the spec's search on
-    L(θ) − 𝒳[D̄_KL(θ_old, θ) ≤ δ]. If none is accepted, θ_old is restored exactly.
+    L(θ) − 𝒳[D̄_KL(θ_old, θ) ≤ δ]. If none is accepted, θ_old is restored exactly. evaluate() returns
+    (L(θ), D̄_KL) at the parameters set, or (L(θ), D̄_KL, L_c(θ)) for the cost-aware search below.
 
-    Returns (acceptance_step, step_fraction, objective, kl); acceptance_step is i + 1, or 0 when rejected."""
+    The spec's cost-aware search (cost_slack = max(−c, 0), c = J_c − d the current violation) also rejects a
+    step whose cost surrogate L_c rises by more than the slack: L_c(θ) − L_c(θ_old) > max(−c, 0). Over the limit
+    (c ≥ 0) the slack is 0, so no accepted step raises L_c; under it the slack is large (L_c is in advantage
+    units, c in episodic-cost units) and seldom binds. It is a first-order test on a surrogate estimated from
+    the last rollout: it does not guarantee that the new policy's true cost falls, only that the step does not
+    raise the cost that this batch's importance-weighted cost advantages predict.
+
+    Returns (acceptance_step, step_fraction, objective, kl, rejected): acceptance_step is i + 1, or 0 when
+    every step was rejected; rejected counts the steps refused for each reason, in the order tested."""
+    rejected = {"not_finite": 0, "no_improvement": 0, "cost": 0, "kl": 0}
     for i in range(backtrack_iters):
         step_fraction = backtrack_coef**i
         set_flat_params(params, old_params + step_fraction * full_step)
-        objective, kl = objective_and_kl()
-        if math.isfinite(objective) and math.isfinite(kl) and objective > old_objective and kl <= target_kl:
-            return i + 1, step_fraction, objective, kl
+        objective, kl, *cost_objective = evaluate()
+        cost_increase = cost_objective[0] - old_cost_objective if cost_objective else 0.0
+        if not (math.isfinite(objective) and math.isfinite(kl) and math.isfinite(cost_increase)):
+            rejected["not_finite"] += 1
+        elif objective <= old_objective:
+            rejected["no_improvement"] += 1
+        elif cost_increase > cost_slack:
+            rejected["cost"] += 1
+        elif kl > target_kl:
+            rejected["kl"] += 1
+        else:
+            return i + 1, step_fraction, objective, kl, rejected
     set_flat_params(params, old_params)
-    return 0, 0.0, old_objective, 0.0
+    return 0, 0.0, old_objective, 0.0, rejected
 
 
-def trpo_policy_update(agent: Agent, obs, actions, old_logprobs, advantages, args: Args) -> dict:
+def trpo_policy_update(agent: Agent, obs, actions, old_logprobs, advantages, args: Args,
+                       cost_advantages: Optional[torch.Tensor] = None, cost_slack: float = math.inf) -> dict:
     """One TRPO step on θ: g = ∇L, x ≈ F⁻¹g by conjugate gradient, β = sqrt(2δ / xᵀFx), line search along βx.
+    Given cost_advantages, the line search also tests the cost surrogate L_c against cost_slack (cost-aware).
 
     A zero or non-finite gradient, or a non-positive xᵀFx, skips the update (parameters unchanged) with a warning."""
     params = agent.actor_parameters()
@@ -621,6 +711,8 @@ def trpo_policy_update(agent: Agent, obs, actions, old_logprobs, advantages, arg
     old_objective = all_reduce_mean(objective.detach().clone()).item()
     stats = {"grad_norm": g.norm().item(), "xHx": 0.0, "step_norm": 0.0, "acceptance_step": 0,
              "expected_improvement": 0.0, "actual_improvement": 0.0, "kl": 0.0}
+    if cost_advantages is not None:
+        stats.update({f"rejected_{reason}": 0 for reason in ("not_finite", "no_improvement", "cost", "kl")})
     if not torch.isfinite(g).all():
         warnings.warn("TRPO: non-finite policy gradient; policy update skipped")
         return stats
@@ -637,20 +729,25 @@ def trpo_policy_update(agent: Agent, obs, actions, old_logprobs, advantages, arg
         return stats
     full_step = max_step_size(xHx, args.target_kl) * x
 
-    def objective_and_kl():
+    def evaluate():
         # averaged over workers, so that every worker accepts the same step
         with torch.no_grad():
-            new_objective = surrogate_objective(agent, obs, actions, old_logprobs, advantages)
-            objective_and_kl = all_reduce_mean(torch.stack([new_objective, mean_kl(old_dist, agent.distribution(obs))]))
-            return objective_and_kl[0].item(), objective_and_kl[1].item()
+            values = [surrogate_objective(agent, obs, actions, old_logprobs, advantages),
+                      mean_kl(old_dist, agent.distribution(obs))]
+            if cost_advantages is not None:  # L_c(θ) = mean[ratio · Â_c]
+                values.append(surrogate_objective(agent, obs, actions, old_logprobs, cost_advantages))
+            return all_reduce_mean(torch.stack(values)).tolist()
 
+    old_cost_objective = all_reduce_mean(cost_advantages.mean()).item() if cost_advantages is not None else 0.0
     old_params = flat_params(params)
-    acceptance_step, fraction, new_objective, kl = backtracking_line_search(
-        params, old_params, full_step, objective_and_kl, old_objective, args.target_kl,
-        args.backtrack_coef, args.backtrack_iters)
+    acceptance_step, fraction, new_objective, kl, rejected = backtracking_line_search(
+        params, old_params, full_step, evaluate, old_objective, args.target_kl, args.backtrack_coef,
+        args.backtrack_iters, old_cost_objective, cost_slack)
     stats.update(acceptance_step=acceptance_step, kl=kl, step_norm=(fraction * full_step).norm().item(),
                  expected_improvement=fraction * (g @ full_step).item(),  # first-order model: g·(fraction βx)
                  actual_improvement=new_objective - old_objective)
+    if cost_advantages is not None:
+        stats.update({f"rejected_{reason}": count for reason, count in rejected.items()})
     return stats
 
 
@@ -822,7 +919,7 @@ def gather_on_rank0(worker_state: dict) -> Optional[list]:
     return gathered
 
 
-def snapshot(args: Args, run_name: str, global_step: int, iteration: int, lagrange_multiplier: float,
+def snapshot(args: Args, run_name: str, global_step: int, iteration: int, lagrange: dict,
              recent_episodes: list, agent: Agent, optimizers: list, obs_normalizer: ObservationNormalizer,
              reward_scaler: Optional[RewardScaler], statistics_at_sync: dict) -> Optional[dict]:
     """The run's state after `iteration` iterations, on rank 0 (None on the other workers, which send it their
@@ -834,7 +931,7 @@ def snapshot(args: Args, run_name: str, global_step: int, iteration: int, lagran
     if workers is None:
         return None
     return {"format": "trpo_discrete checkpoint", "args": training_arguments(args), "run_name": run_name,
-            "global_step": global_step, "iteration": iteration, "lagrange_multiplier": lagrange_multiplier,
+            "global_step": global_step, "iteration": iteration, "lagrange": copy.deepcopy(lagrange),
             "recent_episodes": [list(recent) for recent in recent_episodes], "workers": workers,
             "agent": {key: value.detach().cpu().clone() for key, value in agent.state_dict().items()},
             "optimizers": [copy.deepcopy(optimizer.state_dict()) for optimizer in optimizers]}
@@ -843,7 +940,7 @@ def snapshot(args: Args, run_name: str, global_step: int, iteration: int, lagran
 def restore(checkpoint: dict, rank: int, agent: Agent, optimizers: list, obs_normalizer: ObservationNormalizer,
             reward_scaler: Optional[RewardScaler], recent_episodes: list) -> tuple:
     """Puts a snapshot back: the weights, the optimizers, this worker's statistics and random streams, the recent
-    episodes. Returns (global_step, iteration, lagrange_multiplier, statistics_at_sync)."""
+    episodes. Returns (global_step, iteration, lagrange, statistics_at_sync)."""
     worker = checkpoint["workers"][rank]
     agent.load_state_dict(checkpoint["agent"])
     for optimizer, state in zip(optimizers, checkpoint["optimizers"]):
@@ -854,7 +951,7 @@ def restore(checkpoint: dict, rank: int, agent: Agent, optimizers: list, obs_nor
     for recent, saved in zip(recent_episodes, checkpoint["recent_episodes"]):
         recent.extend(saved)
     set_random_states(worker["random_states"])
-    return checkpoint["global_step"], checkpoint["iteration"], checkpoint["lagrange_multiplier"], \
+    return checkpoint["global_step"], checkpoint["iteration"], checkpoint["lagrange"], \
         worker["statistics_at_sync"]
 
 
@@ -1010,7 +1107,6 @@ def train_worker(args: Args, checkpoint: Optional[dict], device: torch.device, s
                   cost_critic=use_cost).to(device)
     critic_optimizer = torch.optim.Adam(agent.critic.parameters(), lr=args.critic_lr)
     cost_critic_optimizer = torch.optim.Adam(agent.cost_critic.parameters(), lr=args.critic_lr) if use_cost else None
-    lagrange_multiplier = args.lagrange_multiplier_init
     obs_normalizer = ObservationNormalizer(obs_dim, args.obs_clip, enabled=args.normalize_obs)
     reward_scaler = RewardScaler(args.num_envs, args.gamma) if args.normalize_reward else None
 
@@ -1029,13 +1125,13 @@ def train_worker(args: Args, checkpoint: Optional[dict], device: torch.device, s
     cost_values = np.zeros((steps_per_worker, args.num_envs), np.float32)
 
     # The run so far: nothing, or what a checkpoint restores.
-    global_step, completed_iterations, lagrange_multiplier = 0, 0, args.lagrange_multiplier_init
+    global_step, completed_iterations, lagrange = 0, 0, initial_lagrange_state(args.lagrange_multiplier_init)
     recent_episodes = recent_returns, recent_costs, recent_lengths = deque(maxlen=20), deque(maxlen=20), deque(maxlen=20)
     optimizers = [critic_optimizer] + [cost_critic_optimizer] * use_cost
     # the observation statistics that all workers share: each worker's later observations are merged into them
     statistics_at_sync = obs_normalizer.stats.state_dict()
     if checkpoint is not None:
-        global_step, completed_iterations, lagrange_multiplier, statistics_at_sync = restore(
+        global_step, completed_iterations, lagrange, statistics_at_sync = restore(
             checkpoint, rank, agent, optimizers, obs_normalizer, reward_scaler, recent_episodes)
         if rank == 0:
             print(f"resuming {run_name} at step {global_step}: weights, optimizers, statistics, λ, step and random "
@@ -1054,7 +1150,7 @@ def train_worker(args: Args, checkpoint: Optional[dict], device: torch.device, s
     start_time = last_print = time.time()
     start_step, stopped_by = global_step, 0
     for iteration in range(completed_iterations + 1, num_iterations + 1):
-        last_checkpoint = snapshot(args, run_name, global_step, iteration - 1, lagrange_multiplier, recent_episodes,
+        last_checkpoint = snapshot(args, run_name, global_step, iteration - 1, lagrange, recent_episodes,
                                    agent, optimizers, obs_normalizer, reward_scaler, statistics_at_sync)
         if rank == 0 and args.checkpoint_every and iteration - 1 > completed_iterations \
                 and (iteration - 1) % args.checkpoint_every == 0:
@@ -1154,19 +1250,26 @@ def train_worker(args: Args, checkpoint: Optional[dict], device: torch.device, s
                 b_cost_advantages = standardize(b_cost_advantages)
             critics.append((agent.cost_critic, cost_critic_optimizer, cost_returns.reshape(-1).to(device)))
         if args.cost_limit is not None:
-            # TRPO-Lagrangian: λ moves first, on this rollout's costs; the policy step then uses it.
+            # TRPO-Lagrangian: λ moves first, on the costs of the episodes that ended in this rollout (if any);
+            # the policy step then uses it.
             mean_episode_cost = mean_over_workers(rollout_costs, device)
             if mean_episode_cost is not None:
-                lagrange_multiplier = update_lagrange_multiplier(lagrange_multiplier, mean_episode_cost,
-                                                                 args.cost_limit, args.lagrange_lr)
-            b_advantages = penalized_advantages(b_advantages, b_cost_advantages, lagrange_multiplier)
+                lagrange = update_lagrange_state(lagrange, mean_episode_cost, args)
+            b_advantages = penalized_advantages(b_advantages, b_cost_advantages, lagrange["multiplier"])
         if args.anneal_lr:
             learning_rate = linear_schedule(args.critic_lr, 0.0, (iteration - 1) / num_iterations)
             for _, optimizer, _ in critics:
                 optimizer.param_groups[0]["lr"] = learning_rate
 
-        # Update: one TRPO step on the policy, then the critics.
-        trpo_stats = trpo_policy_update(agent, b_obs, b_actions, b_logprobs, b_advantages, args)
+        # Update: one TRPO step on the policy, then the critics. The cost-aware line search allows the cost
+        # surrogate a rise of max(−c, 0), c = J_c − d from the latest rollout in which episodes ended.
+        if args.cost_line_search:
+            latest_cost = lagrange["mean_episode_cost"]
+            cost_slack = math.inf if latest_cost is None else max(args.cost_limit - latest_cost, 0.0)
+            trpo_stats = trpo_policy_update(agent, b_obs, b_actions, b_logprobs, b_advantages, args,
+                                            b_cost_advantages, cost_slack)
+        else:
+            trpo_stats = trpo_policy_update(agent, b_obs, b_actions, b_logprobs, b_advantages, args)
         critic_losses = critic_update(critics, b_obs, args)
 
         # Logging
@@ -1181,7 +1284,7 @@ def train_worker(args: Args, checkpoint: Optional[dict], device: torch.device, s
             writer.add_scalar("losses/cost_explained_variance",
                               explained_variance(cost_values.reshape(-1), cost_returns.reshape(-1).numpy()), global_step)
         if args.cost_limit is not None:
-            writer.add_scalar("charts/lagrange_multiplier", lagrange_multiplier, global_step)
+            writer.add_scalar("charts/lagrange_multiplier", lagrange["multiplier"], global_step)
         for name, value in trpo_stats.items():
             writer.add_scalar(f"trpo/{name}", value, global_step)
         with torch.no_grad():
@@ -1195,7 +1298,7 @@ def train_worker(args: Args, checkpoint: Optional[dict], device: torch.device, s
     result = {"global_step": global_step, "episodic_return": float(np.mean(recent_returns)) if recent_returns else float("nan"),
               "episodic_cost": float(np.mean(recent_costs)) if recent_costs else float("nan"),
               "sps": int((global_step - start_step) / (time.time() - start_time)), "run_name": run_name,
-              "lagrange_multiplier": lagrange_multiplier, "agent": agent, "obs_normalizer": obs_normalizer,
+              "lagrange_multiplier": lagrange["multiplier"], "agent": agent, "obs_normalizer": obs_normalizer,
               "stopped_by_signal": stopped_by or None}
     if args.save_model and rank == 0 and not stopped_by:
         model_path = f"{run_dir}/{args.exp_name}.model"

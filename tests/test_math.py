@@ -189,10 +189,11 @@ def test_line_search_restores_parameters_when_every_step_is_rejected(trpo):
         tried.append(trpo.flat_params(params).clone())
         return -1.0, 0.0  # the surrogate got worse at every step
 
-    accepted, fraction, objective, kl = trpo.backtracking_line_search(
+    accepted, fraction, objective, kl, rejected = trpo.backtracking_line_search(
         params, old, torch.ones_like(old), never_better, old_objective=0.0, target_kl=0.01,
         backtrack_coef=0.5, backtrack_iters=4)
     assert (accepted, fraction, objective, kl) == (0, 0.0, 0.0, 0.0)
+    assert rejected == {"not_finite": 0, "no_improvement": 4, "cost": 0, "kl": 0}
     assert torch.equal(trpo.flat_params(params), old)  # exactly, not approximately
     assert [(theta - old)[0].item() for theta in tried] == [1.0, 0.5, 0.25, 0.125]  # backtrack_coef^i
 
@@ -207,13 +208,47 @@ def test_line_search_accepts_first_improving_step_inside_trust_region(trpo):
         fraction_tried = (trpo.flat_params(params) - old)[0].item()
         return fraction_tried, fraction_tried**2
 
-    accepted, fraction, objective, kl = trpo.backtracking_line_search(params, old, step, objective_and_kl, 0.0, 0.1, 0.5, 10)
-    assert (accepted, fraction) == (3, 0.25)
+    accepted, fraction, objective, kl, rejected = trpo.backtracking_line_search(
+        params, old, step, objective_and_kl, 0.0, 0.1, 0.5, 10)
+    assert (accepted, fraction) == (3, 0.25) and rejected["kl"] == 2
     assert kl == pytest.approx(0.0625)
     torch.testing.assert_close(trpo.flat_params(params), old + 0.25 * step)
     # a non-finite surrogate is never accepted
     accepted, *_ = trpo.backtracking_line_search(params, old, step, lambda: (float("nan"), 0.0), 0.0, 0.1, 0.5, 5)
     assert accepted == 0 and torch.equal(trpo.flat_params(params), old)
+
+
+def test_cost_aware_line_search_rejects_a_cost_rise_past_the_slack(trpo):
+    agent, _ = tiny_agent(trpo)
+    params = agent.actor_parameters()
+    old = trpo.flat_params(params).clone()
+    step = torch.ones_like(old)
+
+    def evaluate():  # L = fraction, KL = 0, and the cost surrogate L_c = 1 + fraction: it rises by the fraction
+        fraction_tried = (trpo.flat_params(params) - old)[0].item()
+        return fraction_tried, 0.0, 1.0 + fraction_tried
+
+    # slack 0.3 (cost 0.3 under the limit): 1 and 0.5 raise L_c by more, 0.25 by less
+    accepted, fraction, _, _, rejected = trpo.backtracking_line_search(
+        params, old, step, evaluate, 0.0, 0.1, 0.5, 10, old_cost_objective=1.0, cost_slack=0.3)
+    assert (accepted, fraction) == (3, 0.25) and rejected == {"not_finite": 0, "no_improvement": 0, "cost": 2, "kl": 0}
+    # over the limit the slack is 0: every step that raises L_c is refused, and θ_old restored
+    accepted, *_ = trpo.backtracking_line_search(params, old, step, evaluate, 0.0, 0.1, 0.5, 10, 1.0, 0.0)
+    assert accepted == 0 and torch.equal(trpo.flat_params(params), old)
+
+
+def test_policy_update_with_cost_search_refuses_steps_that_raise_the_cost_surrogate(trpo):
+    agent, _ = tiny_agent(trpo)
+    obs, _, actions, logprobs = sampled_batch(trpo, agent, 64)
+    advantages = torch.randn(64, dtype=torch.float64)
+    before = trpo.flat_params(agent.actor_parameters()).clone()
+    args = trpo.Args(target_kl=0.01, cg_iters=10)
+    # the cost advantages are the reward advantages: every step that improves L raises L_c as much
+    stats = trpo.trpo_policy_update(agent, obs, actions, logprobs, advantages, args, advantages, cost_slack=0.0)
+    assert stats["acceptance_step"] == 0 and stats["rejected_cost"] == args.backtrack_iters
+    assert torch.equal(trpo.flat_params(agent.actor_parameters()), before)
+    stats = trpo.trpo_policy_update(agent, obs, actions, logprobs, advantages, args, advantages, cost_slack=1e9)
+    assert stats["acceptance_step"] > 0 and stats["rejected_cost"] == 0  # with room to spare: plain TRPO's step
 
 
 def sampled_batch(trpo, agent, n):
@@ -320,6 +355,40 @@ def test_lagrange_multiplier_rises_above_the_limit_and_falls_to_zero_below(trpo)
         history.append(multiplier)
     assert history[:3] == pytest.approx([1.5, 3.0, 3.5])  # λ + η (J_c − d)
     assert history[3:] == pytest.approx([2.0, 0.5, 0.0, 0.0])  # projected on λ ≥ 0: stays at 0, never below
+
+
+def test_adam_multiplier_update_is_adam_on_minus_lambda_times_the_violation(trpo):
+    costs = [40.0, 35.0, 20.0, 10.0, 10.0, 10.0]  # limit 25: over, then under
+    multiplier = torch.nn.Parameter(torch.tensor(0.001, dtype=torch.float64))
+    optimizer = torch.optim.Adam([multiplier], lr=0.035)
+    ours, moments = 0.001, [0.0, 0.0, 0]
+    for cost in costs:
+        optimizer.zero_grad()
+        (-multiplier * (cost - 25.0)).backward()
+        optimizer.step()
+        with torch.no_grad():
+            multiplier.clamp_(min=0.0)  # OmniSafe's projection on λ ≥ 0
+        ours, moments = trpo.adam_lagrange_step(ours, moments, cost, 25.0, 0.035)
+        assert ours == pytest.approx(multiplier.item(), abs=1e-12)
+    assert moments[2] == len(costs)
+
+
+def test_pid_multiplier_update_follows_its_equation_and_reduces_to_the_integral_one(trpo):
+    # by hand, K_p = 0.1, K_i = 0.01, K_d = 0.2, limit 25: e = 15, I = 0.15, λ = 1.5 + 0.15 + 0 (no previous cost)
+    multiplier, integral = trpo.pid_lagrange_step(0.0, None, 40.0, 25.0, kp=0.1, ki=0.01, kd=0.2)
+    assert (multiplier, integral) == pytest.approx((1.65, 0.15))
+    # then J_c = 45: e = 20, I = 0.35, rise 5: λ = 2.0 + 0.35 + 1.0; then J_c = 5: e = −20, I = 0.15, λ = max(0, −2 + 0.15)
+    multiplier, integral = trpo.pid_lagrange_step(integral, 40.0, 45.0, 25.0, kp=0.1, ki=0.01, kd=0.2)
+    assert (multiplier, integral) == pytest.approx((3.35, 0.35))
+    multiplier, integral = trpo.pid_lagrange_step(integral, 45.0, 5.0, 25.0, kp=0.1, ki=0.01, kd=0.2)
+    assert (multiplier, integral) == pytest.approx((0.0, 0.15))
+    # K_p = K_d = 0: the integral update, step for step
+    gradient = pid = trpo.initial_lagrange_state(0.5)
+    gradient_args = trpo.Args(cost_limit=25.0, lagrange_lr=0.01, lagrange_update="gradient")
+    pid_args = trpo.Args(cost_limit=25.0, lagrange_update="pid", pid_kp=0.0, pid_ki=0.01, pid_kd=0.0)
+    for cost in [40.0, 45.0, 30.0, 5.0, 5.0, 5.0, 60.0]:
+        gradient, pid = trpo.update_lagrange_state(gradient, cost, gradient_args), trpo.update_lagrange_state(pid, cost, pid_args)
+        assert pid["multiplier"] == pytest.approx(gradient["multiplier"], abs=1e-12)
 
 
 def test_penalized_advantage_interpolates_from_reward_to_minus_cost(trpo):

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import read_scalars
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import trpo_continuous
 import trpo_discrete
@@ -58,6 +59,32 @@ def test_multiplier_falls_back_to_zero_once_the_cost_is_under_the_limit(trpo, in
     result = trpo.train(tiny(trpo, exp_name="safe", cost_limit=1e4, lagrange_multiplier_init=2.0, lagrange_lr=1e-3))
     multipliers = read_scalars(in_tmp / "runs" / result["run_name"])["charts/lagrange_multiplier"]
     assert multipliers[0] < 2.0 and multipliers[-1] == 0.0
+
+
+@pytest.mark.parametrize("update", ["adam", "pid"])
+def test_each_multiplier_update_and_the_cost_aware_search_train_and_resume(trpo, in_tmp, update):
+    # limit 0: every rollout is over it, so λ rises with every update rule and the search's slack is 0
+    settings = dict(exp_name=update, cost_limit=0.0, lagrange_update=update, cost_line_search=True, checkpoint_every=1,
+                    lagrange_multiplier_init=0.001, save_model=False)
+    result = trpo.train(tiny(trpo, **settings))
+    run_dir = in_tmp / "runs" / result["run_name"]
+    scalars = read_scalars(run_dir)
+    assert min(scalars["charts/lagrange_multiplier"]) > 0.001  # (PID's λ may fall as the cost falls, still over d)
+    for reason in ["not_finite", "no_improvement", "cost", "kl"]:
+        assert len(scalars[f"trpo/rejected_{reason}"]) == 3
+    rejected = np.sum([scalars[f"trpo/rejected_{reason}"] for reason in ["not_finite", "no_improvement", "cost", "kl"]], 0)
+    for count, accepted in zip(rejected, scalars["trpo/acceptance_step"]):  # every step tried before the accepted one
+        assert count == (accepted - 1 if accepted else trpo.Args().backtrack_iters)
+    # the multiplier's state is in the checkpoint (after 2 of 3 iterations), and a resumed run ends where this one did
+    checkpoint = torch.load(run_dir / "checkpoint.pt", weights_only=True)
+    assert checkpoint["iteration"] == 2 and checkpoint["lagrange"]["mean_episode_cost"] > 0
+    resumed = trpo.train(trpo.Args(resume=str(run_dir / "checkpoint.pt")))
+    # in its one rollout, λ moves from the saved state on the mean cost of the episodes that ended
+    events = EventAccumulator(str(run_dir))
+    events.Reload()
+    costs = [event.value for event in events.Scalars("charts/episodic_cost") if event.step > checkpoint["global_step"]]
+    expected = trpo.update_lagrange_state(checkpoint["lagrange"], float(np.mean(costs)), trpo.Args(**checkpoint["args"]))
+    assert costs and resumed["lagrange_multiplier"] == pytest.approx(expected["multiplier"], rel=1e-5)
 
 
 def test_anneal_lr_decays_the_critic_learning_rate_linearly(trpo, in_tmp):
