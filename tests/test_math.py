@@ -425,3 +425,35 @@ def test_network_options_build_the_networks_they_name(trpo):
     assert head[-1].weight.abs().max() < 0.02
     pytorch_head = agent.actor_mean if is_continuous(trpo) else agent.actor
     assert pytorch_head[-1].weight.abs().max() > 0.05  # nn.Linear's U(±1/√8) on the last layer
+
+
+def test_speed_spellings_compute_the_same_mathematics(trpo):
+    # the rollout's values in one batched call after it, against one call per step
+    torch.manual_seed(0)
+    agent = trpo.Agent(OBS_DIM, 2, cost_critic=True)
+    rollout = torch.randn(200, 4, OBS_DIM)  # (num_steps, num_envs, obs_dim)
+    with torch.inference_mode():
+        per_step = torch.stack([agent.get_value(rollout[t]) for t in range(200)])
+        batched = agent.get_value(rollout.reshape(-1, OBS_DIM)).reshape(200, 4)
+    torch.testing.assert_close(batched, per_step, rtol=0, atol=1e-6)
+    # the running statistics' np.add.reduce spelling: bit for bit np.mean and np.var
+    batches = [np.random.default_rng(seed).normal(3.0, 2.0, (n, 5)).astype(dtype)
+               for seed, n, dtype in [(0, 1, np.float32), (1, 16, np.float64), (2, 7, np.float32)]]
+    ours, reference = trpo.RunningMeanStd((5,)), trpo.RunningMeanStd((5,))
+    for batch in batches:
+        ours.update(batch)
+        reference.update_from_moments(batch.mean(axis=0), batch.var(axis=0), batch.shape[0])
+        assert np.array_equal(ours.mean, reference.mean) and np.array_equal(ours.var, reference.var)
+    # fused Adam: the same steps as the for-loop Adam, to float tolerance
+    networks = [trpo.mlp(OBS_DIM, (16,), 1, 1.0) for _ in range(2)]
+    networks[1].load_state_dict(networks[0].state_dict())
+    optimizers = [torch.optim.Adam(networks[0].parameters(), lr=1e-3),
+                  torch.optim.Adam(networks[1].parameters(), lr=1e-3, fused=True)]
+    obs, targets = torch.randn(64, OBS_DIM), torch.randn(64)
+    for _ in range(50):
+        for network, optimizer in zip(networks, optimizers):
+            optimizer.zero_grad()
+            (network(obs).squeeze(-1) - targets).pow(2).mean().backward()
+            optimizer.step()
+    for a, b in zip(networks[0].parameters(), networks[1].parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
