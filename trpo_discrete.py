@@ -14,7 +14,7 @@ import threading
 import time
 import warnings
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Literal, Optional, Tuple
 
 import gymnasium as gym
@@ -149,87 +149,15 @@ class Args:
     """if toggled (with --cost-limit), the line search also rejects a step whose cost surrogate rises by more
     than max(−(J_c − d), 0): the spec's cost-aware search"""
 
-
 DEFAULT_ENV_ID = "CartPole-v1"
+
 # Arguments that say how to start, not how to train: a run's args.yaml and checkpoint never hold them.
 LAUNCH_ARGUMENTS = ("config", "resume", "eval_model")
 
 
-class UsageError(Exception):
-    """A problem with the user's input; the command line prints its message as one line, without a traceback."""
-
-
-def validate_args(args: Args, workers: int = 1) -> Args:
-    """Check the arguments before anything is built or written, the most basic first: the env (its id, its action
-    space, its cost where one is needed), then each number, then the sizes. `workers` data-parallel workers
-    (torchrun) share each rollout: num_steps / workers steps each. Fills in the default env id."""
-    args = dataclasses.replace(args, env_id=args.env_id or DEFAULT_ENV_ID)
-    check_env(args.env_id, needs_cost=args.use_cost_critic or args.cost_limit is not None)
-    if args.capture_video:
-        check_rendering(args.env_id)
-    positive = ["total_timesteps", "num_envs", "num_steps", "target_kl", "cg_iters", "backtrack_iters",
-                "fvp_sample_freq", "critic_lr", "update_epochs", "critic_minibatch_size", "eval_episodes",
-                "torch_threads", "obs_clip", "lagrange_lr"]
-    for name in positive:
-        if not getattr(args, name) > 0:
-            raise UsageError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
-    for name in ["cg_damping", "critic_l2_coef", "max_grad_norm", "lagrange_multiplier_init", "checkpoint_every",
-                 "pid_kp", "pid_ki", "pid_kd"]:
-        if getattr(args, name) < 0:
-            raise UsageError(f"--{name.replace('_', '-')} must be non-negative, got {getattr(args, name)}")
-    for name in ["gamma", "gae_lambda", "cost_gamma", "cost_gae_lambda"]:
-        if not 0.0 <= getattr(args, name) <= 1.0:
-            raise UsageError(f"--{name.replace('_', '-')} must lie in [0, 1], got {getattr(args, name)}")
-    if not 0.0 < args.backtrack_coef < 1.0:
-        raise UsageError(f"--backtrack-coef must lie in (0, 1), got {args.backtrack_coef}")
-    if not args.hidden_sizes or min(args.hidden_sizes) <= 0:
-        raise UsageError(f"--hidden-sizes needs one or more positive sizes, got {args.hidden_sizes}")
-    if args.cost_limit is not None and args.cost_limit < 0:
-        raise UsageError(f"--cost-limit must be non-negative, got {args.cost_limit}")
-    if args.cost_line_search and args.cost_limit is None:
-        raise UsageError("--cost-line-search tests the cost against the limit: give --cost-limit too")
-    batch_size = args.num_envs * args.num_steps
-    if args.num_steps % workers != 0:
-        raise UsageError(f"--num-steps {args.num_steps} cannot be shared by {workers} workers; "
-                         f"choose a multiple of {workers}")
-    if batch_size // workers < num_critic_minibatches(batch_size, args.critic_minibatch_size):
-        raise UsageError(f"--critic-minibatch-size {args.critic_minibatch_size} gives each of {workers} workers "
-                         f"less than one step per minibatch; raise it to at least {workers}")
-    if args.total_timesteps < batch_size:
-        raise UsageError(f"--total-timesteps {args.total_timesteps} is less than one batch of {batch_size} "
-                         f"(num_envs × num_steps); raise it or lower --num-steps")
-    return args
-
-
-def num_critic_minibatches(batch_size: int, critic_minibatch_size: int) -> int:
-    """How many minibatches each critic pass takes: ceil(batch / size), the whole batch (over all workers)."""
-    return -(-batch_size // critic_minibatch_size)
-
-
-def check_env(env_id: str, needs_cost: bool = False):
-    """Fail early, with one line, on an id that no registry knows, an env whose actions are not Discrete, or (when
-    `needs_cost`) an env whose steps report no info["cost"]: the env is built once, reset and stepped once."""
-    if env_id.startswith("Safety"):
-        raise UsageError(f"{env_id}: Safety-Gymnasium tasks have continuous actions; use trpo_continuous.py")
-    try:
-        gym.spec(env_id)
-    except gym.error.Error as error:
-        raise UsageError(f"unknown env id {env_id!r}: {error}") from None
-    env = gym.make(env_id)
-    try:
-        if not isinstance(env.action_space, gym.spaces.Discrete):
-            hint = " use trpo_continuous.py" if isinstance(env.action_space, gym.spaces.Box) else ""
-            raise UsageError(f"{env_id} has a {type(env.action_space).__name__} action space; "
-                             f"trpo_discrete.py needs a Discrete action space;{hint}")
-        if needs_cost:
-            env.reset(seed=0)
-            if "cost" not in env.step(env.action_space.sample())[-1]:
-                raise UsageError(f"{env_id} reports no per-step info['cost']; --use-cost-critic and "
-                                 f"--cost-limit need an env that does")
-    finally:
-        env.close()
-
-
+# ---------------------------------------------------------------------------------------------------
+# Environments: Gymnasium or Safety-Gymnasium envs with the episode's return, length and cost
+# ---------------------------------------------------------------------------------------------------
 class RecordEpisodeCost(gym.Wrapper):
     """For envs that report a per-step `info["cost"]`: reports its sum as `info["episode_cost"]` at episode end."""
 
@@ -246,7 +174,6 @@ class RecordEpisodeCost(gym.Wrapper):
             info["episode_cost"] = self.episode_cost
         return obs, reward, terminated, truncated, info
 
-
 def make_env(env_id: str, idx: int, capture_video: bool, run_name: str) -> Callable[[], gym.Env]:
     def thunk():
         render_mode = "rgb_array" if capture_video and idx == 0 else None
@@ -258,25 +185,32 @@ def make_env(env_id: str, idx: int, capture_video: bool, run_name: str) -> Calla
 
     return thunk
 
+def first_env_seed(seed: int, rank: int, num_envs: int) -> int:
+    """The seed of env 0 of worker `rank`; its env i is seeded first_env_seed + i (the vector env's reset), so
+    that no two envs of a run, on any worker, start the same episodes."""
+    return seed + rank * num_envs
 
-def check_rendering(env_id: str):
-    """`--capture-video` needs moviepy and a working renderer: fail before training, with one line, if either is missing."""
-    try:
-        import moviepy  # noqa: F401  (gymnasium's RecordVideo writes the files with it)
-    except ImportError:
-        raise UsageError("--capture-video needs moviepy: pip install moviepy") from None
-    try:
-        env = make_env(env_id, 0, False, "")()
-        env.unwrapped.render_mode = "rgb_array"
-        env.reset(seed=0)
-        frame = env.render()
-        env.close()
-    except Exception as error:
-        raise UsageError(f"--capture-video: cannot render {env_id} here ({type(error).__name__}: {error})") from None
-    if frame is None:
-        raise UsageError(f"--capture-video: {env_id} returned no frame in rgb_array mode")
+def make_vector_env(args: Args, run_name: str) -> gym.vector.VectorEnv:
+    """num_envs copies of the env (already checked by validate_args), stepped together in this process, or each
+    in its own process with --async-envs."""
+    thunks = [make_env(args.env_id, i, args.capture_video, run_name) for i in range(args.num_envs)]
+    return gym.vector.AsyncVectorEnv(thunks) if args.async_envs else gym.vector.SyncVectorEnv(thunks)
+
+def step_costs(infos: dict, num_envs: int) -> np.ndarray:
+    """The cost c_t of each env's last step, from the vector env's infos. An env whose episode just ended was
+    reset within the step, so its step's info (and cost) is the one in infos["final_info"]."""
+    costs = np.zeros(num_envs, np.float32)
+    if "cost" in infos:
+        costs[infos["_cost"]] = infos["cost"][infos["_cost"]]
+    if "final_info" in infos:
+        for i in np.flatnonzero(infos["_final_info"]):
+            costs[i] = infos["final_info"][i]["cost"]
+    return costs
 
 
+# ---------------------------------------------------------------------------------------------------
+# Normalization: running statistics of the observations and of the discounted return
+# ---------------------------------------------------------------------------------------------------
 class RunningMeanStd:
     """Running mean μ and variance σ² of a stream of batches, merged with Chan et al.'s parallel formula.
 
@@ -284,10 +218,10 @@ class RunningMeanStd:
     once per step on a few numbers, where each torch call would cost more than the arithmetic.
     """
 
-    def __init__(self, shape, clip: float = math.inf, epsilon: float = 1e-8):
+    def __init__(self, shape, clip: float = math.inf, epsilon: float = 1e-8, count: float = 1e-4):
         self.mean = np.zeros(shape, np.float64)
         self.var = np.ones(shape, np.float64)
-        self.count = 1e-4  # a tiny prior count, so that the first batch is not divided by zero
+        self.count = count  # by default a tiny prior count, so that the first batch is not divided by zero
         self.clip = clip
         self.epsilon = epsilon
 
@@ -314,18 +248,30 @@ class RunningMeanStd:
     def load_state_dict(self, state: dict):
         self.mean, self.var, self.count = state["mean"].numpy(), state["var"].numpy(), float(state["count"])
 
-
 class ObservationNormalizer:
     """Standardizes observations with running statistics, or passes them through unchanged when disabled.
-    The statistics are saved with the model, so that evaluation sees observations as training did."""
+    The statistics are saved with the model, so that evaluation sees observations as training did.
 
-    def __init__(self, obs_dim: int, clip: float, enabled: bool = True):
+    `synchronized` (torchrun): it also keeps the statistics that all workers agreed on at the last
+    synchronization (`synced`) and this worker's own observations since then (`since_sync`), which
+    synchronize_statistics merges across workers after every rollout."""
+
+    def __init__(self, obs_dim: int, clip: float, enabled: bool = True, synchronized: bool = False):
         self.enabled = enabled
         self.stats = RunningMeanStd((obs_dim,), clip)
+        self.synchronized = synchronized and enabled
+        self.start_sync_period()
+
+    def start_sync_period(self):
+        """The current statistics become the synced ones; this worker's own observations start anew."""
+        if self.synchronized:
+            self.synced, self.since_sync = copy.deepcopy(self.stats), RunningMeanStd(self.stats.mean.shape, count=0.0)
 
     def update(self, obs: np.ndarray):
         if self.enabled:
             self.stats.update(obs)
+            if self.synchronized:
+                self.since_sync.update(obs)
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         return (self.stats.normalize(obs) if self.enabled else obs).astype(np.float32)
@@ -336,7 +282,7 @@ class ObservationNormalizer:
     def load_state_dict(self, state: dict):
         self.enabled, self.stats.clip = bool(state["enabled"]), float(state["clip"])
         self.stats.load_state_dict(state)
-
+        self.start_sync_period()
 
 class RewardScaler:
     """r̃_t = r_t / sqrt(Var[G] + ε), where G_t = γ G_{t−1} + r_t is each env's running discounted return
@@ -362,14 +308,15 @@ class RewardScaler:
         self.stats.load_state_dict(state)
 
 
+# ---------------------------------------------------------------------------------------------------
+# The agent: the policy and the critics (separate networks)
+# ---------------------------------------------------------------------------------------------------
 def layer_init(layer: nn.Linear, std: float = np.sqrt(2), bias_const: float = 0.0) -> nn.Linear:
     torch.nn.init.orthogonal_(layer.weight, std)
     torch.nn.init.constant_(layer.bias, bias_const)
     return layer
 
-
 ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU}
-
 
 def mlp(in_dim: int, hidden_sizes, out_dim: int, out_std: float, activation: str = "tanh",
         weight_init: str = "orthogonal") -> nn.Sequential:
@@ -382,7 +329,6 @@ def mlp(in_dim: int, hidden_sizes, out_dim: int, out_std: float, activation: str
         last = size
     layers.append(init(nn.Linear(last, out_dim), std=out_std))
     return nn.Sequential(*layers)
-
 
 class Agent(nn.Module):
     """π_θ(a|s) = Categorical(softmax(logits_θ(s))), a critic V_φ(s), and optionally a cost critic V^c_ψ(s).
@@ -420,64 +366,6 @@ class Agent(nn.Module):
 
 
 # ---------------------------------------------------------------------------------------------------
-# Data parallelism. Under `torchrun --nproc_per_node N`, each of the N workers collects num_steps / N steps
-# of every rollout; these averages make each worker compute the update a single process would compute on
-# the whole batch, so that all workers hold the same parameters throughout. In one process they do nothing.
-# ---------------------------------------------------------------------------------------------------
-def world_size() -> int:
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
-
-
-def all_reduce_mean(tensor: torch.Tensor) -> torch.Tensor:
-    """x ← (1/N) Σ_workers x, in place (every worker holds the same number of samples, so the mean of the
-    workers' means is the mean over the whole batch)."""
-    if world_size() > 1:
-        dist.all_reduce(tensor)
-        tensor /= world_size()
-    return tensor
-
-
-def average_gradients(params: list):
-    """∇ ← (1/N) Σ_workers ∇ for every parameter, in one all-reduce of the flattened gradients (one round
-    trip per critic minibatch, not one per tensor)."""
-    if world_size() > 1:
-        flat = all_reduce_mean(torch.cat([p.grad.reshape(-1) for p in params]))
-        set_flat_params([p.grad for p in params], flat)
-
-
-def mean_over_workers(values: list, device) -> Optional[float]:
-    """The mean of all workers' values together (None when there are none), e.g. the episodic costs J_c."""
-    if world_size() == 1:
-        return float(np.mean(values)) if values else None
-    total = torch.tensor([float(np.sum(values)), len(values)], dtype=torch.float64, device=device)
-    dist.all_reduce(total)
-    return (total[0] / total[1]).item() if total[1] > 0 else None
-
-
-def synchronize_statistics(stats: RunningMeanStd, at_last_sync: dict, device) -> dict:
-    """Merges every worker's observations since the last synchronization into the statistics of that time,
-    in rank order, so that all workers hold the statistics one process seeing every observation would.
-
-    A worker's own increment is recovered from its statistics (μ, σ², n) and those at the last sync
-    (μ₀, σ₀², n₀): n₁ = n − n₀, μ₁ = (nμ − n₀μ₀)/n₁, n₁σ₁² = nσ² − n₀σ₀² − n₀n₁(μ₁ − μ₀)²/n.
-    Returns the new statistics, the next call's `at_last_sync`."""
-    mean0, var0, count0 = at_last_sync["mean"].numpy(), at_last_sync["var"].numpy(), at_last_sync["count"]
-    count1 = stats.count - count0
-    mean1 = (stats.count * stats.mean - count0 * mean0) / count1
-    var1 = (stats.count * stats.var - count0 * var0 - count0 * count1 * (mean1 - mean0) ** 2 / stats.count) / count1
-    local = torch.as_tensor(np.concatenate([[count1], mean1.ravel(), var1.ravel()]), dtype=torch.float64).to(device)
-    gathered = [torch.zeros_like(local) for _ in range(world_size())]
-    dist.all_gather(gathered, local)
-    stats.load_state_dict(at_last_sync)
-    for increment in gathered:
-        increment = increment.cpu().numpy()
-        size = stats.mean.size
-        stats.update_from_moments(increment[1: 1 + size].reshape(stats.mean.shape),
-                                  increment[1 + size:].reshape(stats.mean.shape), float(increment[0]))
-    return {key: value.clone() if torch.is_tensor(value) else value for key, value in stats.state_dict().items()}
-
-
-# ---------------------------------------------------------------------------------------------------
 # The mathematics of the update, one function per equation of the specification.
 # ---------------------------------------------------------------------------------------------------
 def add_truncation_bootstrap(rewards: np.ndarray, truncated: np.ndarray, final_values: np.ndarray,
@@ -488,17 +376,16 @@ def add_truncation_bootstrap(rewards: np.ndarray, truncated: np.ndarray, final_v
     the last reward lets GAE stop at the boundary and still bootstrap from the final observation."""
     return rewards + gamma * final_values * truncated
 
-
-def compute_gae(rewards, values, dones, next_value, next_done, gamma: float, gae_lambda: float):
+def compute_gae(rewards: np.ndarray, values: np.ndarray, dones: np.ndarray, next_value: np.ndarray,
+                next_done: np.ndarray, gamma: float, gae_lambda: float) -> tuple:
     """Generalized advantage estimation over a rollout of shape (num_steps, num_envs):
 
         δ_t = r_t + γ (1 − d_{t+1}) V(s_{t+1}) − V(s_t)
         Â_t = δ_t + γλ (1 − d_{t+1}) Â_{t+1},        returns R_t = Â_t + V(s_t)
 
     with CleanRL's convention: dones[t] = 1 when observation t begins a new episode, so that d_{t+1}
-    cuts both the bootstrap and the recursion at an episode boundary. Returns (advantages, returns)."""
-    rewards, values, dones = (torch.as_tensor(x).cpu().numpy() for x in (rewards, values, dones))
-    next_value, next_done = torch.as_tensor(next_value).cpu().numpy(), torch.as_tensor(next_done).cpu().numpy()
+    cuts both the bootstrap and the recursion at an episode boundary. Returns (advantages, returns), NumPy arrays.
+    """
     advantages = np.zeros_like(values)
     last_advantage = 0.0
     # A NumPy loop: per-element torch calls would cost microseconds each, 20000 times per update.
@@ -509,8 +396,7 @@ def compute_gae(rewards, values, dones, next_value, next_done, gamma: float, gae
             next_nonterminal, next_values = 1.0 - dones[t + 1], values[t + 1]
         delta = rewards[t] + gamma * next_values * next_nonterminal - values[t]
         advantages[t] = last_advantage = delta + gamma * gae_lambda * next_nonterminal * last_advantage
-    return torch.as_tensor(advantages), torch.as_tensor(advantages + values)
-
+    return advantages, advantages + values
 
 def standardize(x: torch.Tensor) -> torch.Tensor:
     """Â ← (Â − mean(Â)) / (std(Â) + 1e-8), with the mean and the (unbiased) std of the whole batch."""
@@ -521,7 +407,6 @@ def standardize(x: torch.Tensor) -> torch.Tensor:
     variance = all_reduce_mean((x - mean).pow(2).mean()) * count / (count - 1)
     return (x - mean) / (variance.sqrt() + 1e-8)
 
-
 def update_lagrange_multiplier(lagrange_multiplier: float, mean_episode_cost: float, cost_limit: float,
                                lagrange_lr: float) -> float:
     """λ ← max(0, λ + η (J_c − d)): a gradient ascent step on the Lagrangian's λ·(J_c − d), projected on λ ≥ 0.
@@ -529,7 +414,6 @@ def update_lagrange_multiplier(lagrange_multiplier: float, mean_episode_cost: fl
     J_c is the mean episodic cost of the rollout just collected: λ grows while J_c exceeds the limit d and
     shrinks back to 0 once the policy is safe, where the update becomes plain TRPO's again."""
     return max(0.0, lagrange_multiplier + lagrange_lr * (mean_episode_cost - cost_limit))
-
 
 def adam_lagrange_step(lagrange_multiplier: float, moments: list, mean_episode_cost: float, cost_limit: float,
                        lagrange_lr: float, betas=(0.9, 0.999), eps: float = 1e-8) -> tuple:
@@ -546,7 +430,6 @@ def adam_lagrange_step(lagrange_multiplier: float, moments: list, mean_episode_c
     step = lagrange_lr * (m / (1 - betas[0] ** t)) / (math.sqrt(v / (1 - betas[1] ** t)) + eps)
     return max(0.0, lagrange_multiplier - step), [m, v, t]
 
-
 def pid_lagrange_step(integral: float, previous_cost: Optional[float], mean_episode_cost: float, cost_limit: float,
                       kp: float, ki: float, kd: float) -> tuple:
     """The PID Lagrangian of Stooke, Achiam and Abbeel 2020 (their Algorithm 2), on the violation e = J_c − d:
@@ -561,12 +444,10 @@ def pid_lagrange_step(integral: float, previous_cost: Optional[float], mean_epis
     rise = max(0.0, mean_episode_cost - previous_cost) if previous_cost is not None else 0.0
     return max(0.0, kp * violation + integral + kd * rise), integral
 
-
 def initial_lagrange_state(lagrange_multiplier_init: float) -> dict:
     """λ, what its updates keep between iterations, and the latest rollout's J_c, as plain numbers (checkpointed)."""
     return {"multiplier": lagrange_multiplier_init, "adam_moments": [0.0, 0.0, 0],
             "pid_integral": lagrange_multiplier_init, "mean_episode_cost": None}
-
 
 def update_lagrange_state(lagrange: dict, mean_episode_cost: float, args: Args) -> dict:
     """One update of λ on a rollout's mean episodic cost J_c, by the rule that --lagrange-update names."""
@@ -584,7 +465,6 @@ def update_lagrange_state(lagrange: dict, mean_episode_cost: float, args: Args) 
     lagrange["mean_episode_cost"] = mean_episode_cost
     return lagrange
 
-
 def penalized_advantages(reward_advantages: torch.Tensor, cost_advantages: torch.Tensor,
                          lagrange_multiplier: float) -> torch.Tensor:
     """Â = (Â_r − λ Â_c) / (1 + λ): the advantage of the Lagrangian r − λc, divided by (1 + λ) so that its scale
@@ -592,21 +472,17 @@ def penalized_advantages(reward_advantages: torch.Tensor, cost_advantages: torch
     line search accepts a step when it improves the penalized surrogate inside the trust region."""
     return (reward_advantages - lagrange_multiplier * cost_advantages) / (1.0 + lagrange_multiplier)
 
-
 def surrogate_objective(agent: Agent, obs, actions, old_logprobs, advantages) -> torch.Tensor:
     """L(θ) = mean_t[ π_θ(a_t|s_t) / π_old(a_t|s_t) · Â_t ], the importance-sampled surrogate of eq. (4)."""
     ratio = torch.exp(agent.distribution(obs).log_prob(actions) - old_logprobs)
     return (ratio * advantages).mean()
 
-
 def mean_kl(old_dist: Categorical, new_dist: Categorical) -> torch.Tensor:
     """D̄_KL(θ_old, θ) = mean over states of KL(π_old(·|s) ‖ π_θ(·|s)) = Σ_a π_old(a|s) log(π_old(a|s) / π_θ(a|s))."""
     return torch.distributions.kl_divergence(old_dist, new_dist).mean()
 
-
 def flat_params(params) -> torch.Tensor:
     return torch.cat([p.data.reshape(-1) for p in params])
-
 
 def set_flat_params(params, flat: torch.Tensor):
     offset = 0
@@ -614,10 +490,8 @@ def set_flat_params(params, flat: torch.Tensor):
         p.data.copy_(flat[offset: offset + p.numel()].view_as(p))
         offset += p.numel()
 
-
 def flat_grad(output: torch.Tensor, params, **kwargs) -> torch.Tensor:
     return torch.cat([g.reshape(-1) for g in torch.autograd.grad(output, params, **kwargs)])
-
 
 def fisher_vector_product(agent: Agent, obs: torch.Tensor, damping: float) -> Callable[[torch.Tensor], torch.Tensor]:
     """v ↦ (F + damping·I) v, where F = ∇²_θ D̄_KL(θ_old, θ) at θ = θ_old is the Fisher information matrix.
@@ -634,7 +508,6 @@ def fisher_vector_product(agent: Agent, obs: torch.Tensor, damping: float) -> Ca
         return all_reduce_mean(flat_grad(grad_kl @ vector, params, retain_graph=True)) + damping * vector
 
     return product
-
 
 def conjugate_gradient(Avp: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor, iters: int,
                        residual_tol: float = 1e-10) -> torch.Tensor:
@@ -657,11 +530,9 @@ def conjugate_gradient(Avp: Callable[[torch.Tensor], torch.Tensor], b: torch.Ten
         r_dot_r = new_r_dot_r
     return x
 
-
 def max_step_size(xHx: float, target_kl: float) -> float:
     """β = sqrt(2δ / xᵀHx): the step βx whose quadratic-model KL, ½ (βx)ᵀ H (βx), equals δ."""
     return math.sqrt(2.0 * target_kl / xHx)
-
 
 def backtracking_line_search(params, old_params: torch.Tensor, full_step: torch.Tensor, evaluate: Callable[[], tuple],
                              old_objective: float, target_kl: float, backtrack_coef: float, backtrack_iters: int,
@@ -698,7 +569,6 @@ def backtracking_line_search(params, old_params: torch.Tensor, full_step: torch.
             return i + 1, step_fraction, objective, kl, rejected
     set_flat_params(params, old_params)
     return 0, 0.0, old_objective, 0.0, rejected
-
 
 def trpo_policy_update(agent: Agent, obs, actions, old_logprobs, advantages, args: Args,
                        cost_advantages: Optional[torch.Tensor] = None, cost_slack: float = math.inf) -> dict:
@@ -753,10 +623,14 @@ def trpo_policy_update(agent: Agent, obs, actions, old_logprobs, advantages, arg
         stats.update({f"rejected_{reason}": count for reason, count in rejected.items()})
     return stats
 
+def num_critic_minibatches(batch_size: int, critic_minibatch_size: int) -> int:
+    """How many minibatches each critic pass takes: ceil(batch / size), the whole batch (over all workers)."""
+    return -(-batch_size // critic_minibatch_size)
 
 def critic_update(critics: list, obs, args: Args) -> list:
     """Fits each critic V_φ (given as (network, optimizer, returns)) to its GAE returns: update_epochs passes
-    over shuffled minibatches of about critic_minibatch_size, minimizing mean (V_φ(s) − R)² + critic_l2_coef · ‖φ‖², with the gradient norm
+    over shuffled minibatches of about critic_minibatch_size, minimizing
+    mean (V_φ(s) − R)² + critic_l2_coef · ‖φ‖², with the gradient norm
     clipped to max_grad_norm. The reward and cost critics share the minibatches, so a cost critic draws no
     random numbers of its own. Returns each critic's mean squared error over the last pass."""
     # With N workers, each splits its share of the batch into the same number of minibatches: minibatch k has
@@ -778,11 +652,9 @@ def critic_update(critics: list, obs, args: Args) -> list:
                 errors.append(mse.item())
     return [float(np.mean(errors)) for errors in squared_errors]
 
-
 def linear_schedule(start: float, end: float, progress: float) -> float:
     """start + (end − start) · progress, for progress from 0 (first iteration) to 1."""
     return start + (end - start) * progress
-
 
 def explained_variance(predicted: np.ndarray, target: np.ndarray) -> float:
     """1 − Var[R − V] / Var[R]: 1 is a perfect critic, 0 no better than a constant."""
@@ -791,40 +663,319 @@ def explained_variance(predicted: np.ndarray, target: np.ndarray) -> float:
 
 
 # ---------------------------------------------------------------------------------------------------
-# Training
+# Training: one iteration is a rollout, the advantages, λ, one TRPO step, the critics' fit and the logs.
 # ---------------------------------------------------------------------------------------------------
-def choose_device(cuda: bool, local_rank: int = 0) -> torch.device:
-    """This worker's device: with --cuda and a GPU, the GPU of its local rank (torchrun: one GPU per worker)."""
-    if cuda and not torch.cuda.is_available():
-        print("warning: --cuda given but no CUDA device is available; training on the CPU", file=sys.stderr)
-    return torch.device("cuda", local_rank) if cuda and torch.cuda.is_available() else torch.device("cpu")
+@dataclass
+class Critic:
+    """A value function fitted to the discounted sum of one per-step signal: the reward critic V (its tags
+    `losses/value_loss`, ...) or the cost critic V^c (`losses/cost_value_loss`, ...), each with its discount
+    and GAE λ. Each step of the rollout, GAE, the fit and the logs go through the list of critics alike."""
+    tag_prefix: str
+    network: nn.Module
+    optimizer: torch.optim.Optimizer
+    gamma: float
+    gae_lambda: float
+
+    def values(self, obs: torch.Tensor) -> np.ndarray:
+        with torch.inference_mode():
+            return self.network(obs).squeeze(-1).cpu().numpy()
 
 
-def process_group_backend(device: torch.device) -> str:
-    """The collectives' backend: nccl between GPUs, gloo between CPU workers."""
-    return "nccl" if device.type == "cuda" else "gloo"
+def make_critics(agent: Agent, args: Args) -> list:
+    """The reward critic, then the cost critic if the agent has one. Their Adam is fused: one kernel for all of
+    a critic's parameters, 10-25% faster on these small networks."""
+    critics = [Critic("", agent.critic, torch.optim.Adam(agent.critic.parameters(), lr=args.critic_lr, fused=True),
+                      args.gamma, args.gae_lambda)]
+    if agent.cost_critic is not None:
+        critics.append(Critic("cost_", agent.cost_critic, torch.optim.Adam(agent.cost_critic.parameters(),
+                                                                           lr=args.critic_lr, fused=True),
+                              args.cost_gamma, args.cost_gae_lambda))
+    return critics
 
 
-def first_env_seed(seed: int, rank: int, num_envs: int) -> int:
-    """The seed of env 0 of worker `rank`; its env i is seeded first_env_seed + i (the vector env's reset), so
-    that no two envs of a run, on any worker, start the same episodes."""
-    return seed + rank * num_envs
+def open_logs(args: Args, run_name: str, run_dir: str, rank: int, resumed_step: Optional[int]):
+    """Rank 0's TensorBoard writer (and wandb run, with --track), with the arguments in args.yaml; on a resumed
+    run, purge_step drops what the interrupted run logged after its checkpoint's step. Other ranks log nothing."""
+    if rank != 0:
+        return SilentWriter()
+    if args.track:
+        import wandb
+
+        wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, sync_tensorboard=True,
+                   config=training_arguments(args), name=run_name, monitor_gym=True, save_code=True)
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(run_dir, purge_step=resumed_step + 1 if resumed_step is not None else None)
+    writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(
+        f"|{key}|{value}|" for key, value in training_arguments(args).items()))
+    with open(f"{run_dir}/args.yaml", "w") as f:
+        yaml.safe_dump(training_arguments(args), f, sort_keys=False)
+    return writer
 
 
-def make_vector_env(args: Args, run_name: str) -> gym.vector.VectorEnv:
-    """num_envs copies of the env (already checked by validate_args), stepped together in this process, or each
-    in its own process with --async-envs."""
-    thunks = [make_env(args.env_id, i, args.capture_video, run_name) for i in range(args.num_envs)]
-    return gym.vector.AsyncVectorEnv(thunks) if args.async_envs else gym.vector.SyncVectorEnv(thunks)
+def progress_line(global_step: int, total: int, start_step: int, start_time: float, recent_returns, recent_costs) -> str:
+    elapsed = time.time() - start_time
+    sps = (global_step - start_step) / max(elapsed, 1e-9)
+    eta = (total - global_step) / max(sps, 1e-9)
+    line = f"step {global_step}/{total} | SPS {sps:.0f} | ETA {eta / 60:.1f} min"
+    if recent_returns:
+        line += f" | return {np.mean(recent_returns):.2f}"
+    if recent_costs:
+        line += f" | cost {np.mean(recent_costs):.2f}"
+    return line
 
 
+def record_episodes(infos: dict, run: "RunState", writer) -> list:
+    """Logs the episodes that ended in the last step (return, length, cost) and keeps the last 20 of each in run;
+    returns their costs (the J_c samples of this rollout)."""
+    costs = []
+    for info in infos["final_info"][infos["_final_info"]] if "final_info" in infos else []:
+        if "episode" not in info:
+            continue
+        run.recent_returns.append(np.asarray(info["episode"]["r"]).item())
+        run.recent_lengths.append(np.asarray(info["episode"]["l"]).item())
+        writer.add_scalar("charts/episodic_return", run.recent_returns[-1], run.global_step)
+        writer.add_scalar("charts/episodic_length", run.recent_lengths[-1], run.global_step)
+        if "episode_cost" in info:
+            run.recent_costs.append(info["episode_cost"])
+            costs.append(info["episode_cost"])
+            writer.add_scalar("charts/episodic_cost", info["episode_cost"], run.global_step)
+    return costs
+
+
+def finish(args: Args, run: "RunState", envs, writer, run_name: str, run_dir: str, rank: int, device,
+           start_step: int, start_time: float, stopped_by: int) -> dict:
+    """Closes the run: the last progress line, then, with --save-model and unless stopped by a signal, the model
+    saved and evaluated (rank 0). Returns the run's summary."""
+    if rank == 0 and not stopped_by:
+        print(progress_line(run.global_step, args.total_timesteps, start_step, start_time, run.recent_returns,
+                            run.recent_costs), flush=True)
+    envs.close()
+    result = {"global_step": run.global_step, "run_name": run_name,
+              "episodic_return": float(np.mean(run.recent_returns)) if run.recent_returns else float("nan"),
+              "episodic_cost": float(np.mean(run.recent_costs)) if run.recent_costs else float("nan"),
+              "sps": int((run.global_step - start_step) / (time.time() - start_time)),
+              "lagrange_multiplier": run.lagrange["multiplier"], "agent": run.agent,
+              "obs_normalizer": run.obs_normalizer, "stopped_by_signal": stopped_by or None}
+    if args.save_model and rank == 0 and not stopped_by:
+        model_path = f"{run_dir}/{args.exp_name}.model"
+        save_model(model_path, run.agent, run.obs_normalizer, args.env_id)
+        print(f"model saved to {model_path}")
+        evaluation = evaluate(model_path, args.env_id, args.eval_episodes, seed=args.seed, device=str(device))
+        for episode, episodic_return in enumerate(evaluation["returns"]):
+            writer.add_scalar("eval/episodic_return", episodic_return, episode)
+        print(evaluation_line(evaluation))
+        result.update(model_path=model_path, eval_return=evaluation["mean_return"], eval_cost=evaluation["mean_cost"])
+    writer.close()
+    if args.track and rank == 0:
+        import wandb
+
+        wandb.finish()
+    return result
+
+
+def train(args: Args) -> dict:
+    """Trains one run, in this process or, under torchrun (WORLD_SIZE > 1), as one of its data-parallel workers;
+    rank 0 logs and saves. Everything is read and checked before anything is written."""
+    workers, local_rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("LOCAL_RANK", "0"))
+    checkpoint = None
+    if args.resume:
+        args, checkpoint = load_checkpoint(args.resume, workers)
+    args = validate_args(args, workers)
+    device = choose_device(args.cuda, local_rank)  # (a resumed run's own --cuda)
+    if workers > 1 and not dist.is_initialized():
+        join_process_group(device)
+    with stop_on_signals() as stop_signal:
+        return train_worker(args, checkpoint, device, stop_signal)
+
+
+def train_worker(args: Args, checkpoint: Optional[dict], device: torch.device, stop_signal: list) -> dict:
+    """The training run of one worker (the only one without torchrun), from the start or from a checkpoint; stops
+    early, with every other worker, once one of them has received a signal in stop_signal."""
+    workers, rank = world_size(), dist.get_rank() if world_size() > 1 else 0
+    steps_per_worker = args.num_steps // workers
+    num_iterations = args.total_timesteps // (args.num_envs * args.num_steps)
+    run_name = [checkpoint["run_name"] if checkpoint else
+                f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"]
+    if workers > 1:  # (rank 0's clock names the run)
+        dist.broadcast_object_list(run_name, src=0)
+    run_name = run_name[0]
+    run_dir = os.path.dirname(os.path.abspath(args.resume)) if checkpoint else f"runs/{run_name}"
+
+    # Seeding: each worker its own streams
+    random.seed(args.seed + rank)
+    np.random.seed(args.seed + rank)
+    torch.manual_seed(args.seed + rank)
+    torch.backends.cudnn.deterministic = args.torch_deterministic
+    torch.set_num_threads(args.torch_threads)
+
+    # Build the envs, the logs, the agent and its critics; then restore a checkpoint's state, if resuming
+    envs = make_vector_env(args, run_name)
+    writer = open_logs(args, run_name, run_dir, rank, checkpoint["global_step"] if checkpoint else None)
+    obs_dim, n_actions = int(np.prod(envs.single_observation_space.shape)), int(envs.single_action_space.n)
+    agent = Agent(obs_dim, n_actions, args.hidden_sizes, args.activation, args.weight_init,
+                  cost_critic=args.use_cost_critic or args.cost_limit is not None).to(device)
+    if workers > 1:  # rank 0's initial weights for everyone
+        for tensor in agent.state_dict().values():
+            dist.broadcast(tensor, src=0)
+    critics = make_critics(agent, args)
+    obs_normalizer = ObservationNormalizer(obs_dim, args.obs_clip, args.normalize_obs, synchronized=workers > 1)
+    reward_scaler = RewardScaler(args.num_envs, args.gamma) if args.normalize_reward else None
+    run = RunState(agent, critics, obs_normalizer, reward_scaler, initial_lagrange_state(args.lagrange_multiplier_init))
+    if checkpoint is not None:
+        run.restore(checkpoint, rank)
+
+    # Rollout storage, preallocated in NumPy: per-step writes into torch tensors cost more than the writes.
+    obs = np.zeros((steps_per_worker, args.num_envs, obs_dim), np.float32)
+    actions = np.zeros((steps_per_worker, args.num_envs), np.int64)
+    action_logits = np.zeros((steps_per_worker, args.num_envs, n_actions), np.float32)
+    signals = np.zeros((len(critics), steps_per_worker, args.num_envs), np.float32)  # each critic's: reward, cost
+    dones = np.zeros((steps_per_worker, args.num_envs), np.float32)
+
+    # Episodes run on across updates: the envs are reset once, here (OmniSafe resets every epoch, which truncates
+    # episodes early). A resumed run starts new episodes, and
+    # env i of worker r is seeded seed + r × num_envs + i (+ the step count on resume): no two envs share a seed.
+    env_seed = first_env_seed(args.seed, rank, args.num_envs)
+    raw_obs, _ = envs.reset(seed=env_seed + run.global_step)
+    envs.action_space.seed(env_seed)
+    next_raw_obs, next_done = raw_obs.reshape(args.num_envs, obs_dim), np.zeros(args.num_envs, np.float32)
+    if checkpoint is None:  # (a checkpoint's statistics already count the observation this one replaces)
+        obs_normalizer.update(next_raw_obs)
+    elif rank == 0:
+        print(f"resuming {run_name} at step {run.global_step}: weights, optimizers, statistics, λ, step and random "
+              f"streams as saved; every env starts a new episode (episodes in progress are not saved)")
+
+    checkpoint_path = f"{run_dir}/checkpoint.pt"
+    last_checkpoint = run.snapshot(args, run_name)
+    start_time = last_print = time.time()
+    start_step, stopped_by = run.global_step, 0
+    for iteration in range(run.iteration + 1, num_iterations + 1):
+        rollout_costs = []  # the episodic costs J_c of the episodes that end in this rollout
+
+        # Rollout: num_steps steps of every env with the current policy (num_steps / N on each of N workers).
+        for step in range(steps_per_worker):
+            if stop_signal:
+                break
+            run.global_step += args.num_envs * workers
+            # normalized when used, so that a rollout's first observation sees the statistics synced after the last
+            obs[step] = obs_normalizer(next_raw_obs)
+            dones[step] = next_done
+            with torch.inference_mode():
+                # the log-probabilities of the old policy come from the stored logits after the rollout
+                logits = agent.actor(torch.from_numpy(obs[step]).to(device))
+                actions[step] = agent.categorical(logits).sample().cpu().numpy()
+                action_logits[step] = logits.cpu().numpy()
+            raw_obs, reward, terminations, truncations, infos = envs.step(actions[step])
+            done = terminations | truncations
+            step_signals = [reward_scaler(reward, done) if reward_scaler is not None else reward]
+            if len(critics) > 1:
+                step_signals.append(step_costs(infos, args.num_envs))
+            bootstrap = truncations & ~terminations
+            if bootstrap.any():  # each signal's time-limit bootstrap, from its own critic's value of s_final
+                final_obs = torch.from_numpy(obs_normalizer(np.stack(infos["final_observation"][bootstrap])
+                                                            .reshape(-1, obs_dim))).to(device)
+                for k, critic in enumerate(critics):
+                    final_values = np.zeros(args.num_envs, np.float32)
+                    final_values[bootstrap] = critic.values(final_obs)
+                    step_signals[k] = add_truncation_bootstrap(step_signals[k], bootstrap, final_values, critic.gamma)
+            signals[:, step] = step_signals
+            next_raw_obs, next_done = raw_obs.reshape(args.num_envs, obs_dim), done.astype(np.float32)
+            obs_normalizer.update(next_raw_obs)
+            rollout_costs += record_episodes(infos, run, writer)
+            if time.time() - last_print >= 3.0 and rank == 0:
+                last_print = time.time()
+                print(progress_line(run.global_step, args.total_timesteps, start_step, start_time, run.recent_returns,
+                                    run.recent_costs), flush=True)
+        # A signal stops every worker here, together: the checkpoint of this iteration's start is written.
+        stopped_by = agreed_stop_signal(stop_signal, device)
+        if stopped_by:
+            if rank == 0:
+                write_checkpoint(checkpoint_path, last_checkpoint)
+                print(f"stopped by signal {stopped_by} at step {run.global_step}; checkpoint of step "
+                      f"{last_checkpoint['global_step']} written; continue with --resume {checkpoint_path}", flush=True)
+            if workers > 1:
+                dist.barrier()  # no worker exits (and makes torchrun stop the others) before the checkpoint is written
+            break
+        synchronize_statistics(obs_normalizer, device)  # (under torchrun)
+
+        # Advantages: GAE(λ) of each critic's signal, bootstrapped from its value of the next observation. The
+        # values of the whole rollout come from one batched call after it (the critics do not change during it).
+        b_obs = torch.from_numpy(obs.reshape(-1, obs_dim)).to(device)
+        next_obs = torch.from_numpy(obs_normalizer(next_raw_obs)).to(device)
+        values, advantages, returns = [], [], []
+        for critic, critic_signal in zip(critics, signals):
+            values.append(critic.values(b_obs).reshape(steps_per_worker, args.num_envs))
+            advantage, ret = compute_gae(critic_signal, values[-1], dones, critic.values(next_obs), next_done,
+                                         critic.gamma, critic.gae_lambda)
+            advantages.append(torch.from_numpy(advantage.reshape(-1)).to(device))
+            returns.append(ret.reshape(-1))
+        b_advantages, b_cost_advantages = standardize(advantages[0]), None
+        if len(critics) > 1:
+            b_cost_advantages = standardize(advantages[1]) if args.standardize_cost_advantages else advantages[1]
+        b_actions = torch.from_numpy(actions.reshape(-1)).to(device)
+        with torch.no_grad():  # log π_old(a_t|s_t), from the logits the actions were drawn with
+            b_logits = torch.from_numpy(action_logits.reshape(-1, n_actions)).to(device)
+            b_logprobs = agent.categorical(b_logits).log_prob(b_actions)
+
+        # λ (TRPO-Lagrangian) moves first, on the costs of the episodes that ended in this rollout (if any); the
+        # policy step then uses the penalized advantage.
+        if args.cost_limit is not None:
+            mean_episode_cost = mean_over_workers(rollout_costs, device)
+            if mean_episode_cost is not None:
+                run.lagrange = update_lagrange_state(run.lagrange, mean_episode_cost, args)
+            b_advantages = penalized_advantages(b_advantages, b_cost_advantages, run.lagrange["multiplier"])
+
+        # Update: one TRPO step on the policy, then the critics. The cost-aware line search allows the cost
+        # surrogate a rise of max(−c, 0), c = J_c − d from the latest rollout in which episodes ended.
+        if args.cost_line_search:
+            latest_cost = run.lagrange["mean_episode_cost"]
+            cost_slack = math.inf if latest_cost is None else max(args.cost_limit - latest_cost, 0.0)
+            trpo_stats = trpo_policy_update(agent, b_obs, b_actions, b_logprobs, b_advantages, args,
+                                            b_cost_advantages, cost_slack)
+        else:
+            trpo_stats = trpo_policy_update(agent, b_obs, b_actions, b_logprobs, b_advantages, args)
+        if args.anneal_lr:
+            for critic in critics:
+                critic.optimizer.param_groups[0]["lr"] = linear_schedule(args.critic_lr, 0.0,
+                                                                         (iteration - 1) / num_iterations)
+        critic_losses = critic_update([(critic.network, critic.optimizer, torch.from_numpy(ret).to(device))
+                                       for critic, ret in zip(critics, returns)], b_obs, args)
+        run.iteration = iteration
+
+        # Logging
+        global_step = run.global_step
+        writer.add_scalar("charts/SPS", int((global_step - start_step) / (time.time() - start_time)), global_step)
+        writer.add_scalar("charts/learning_rate", critics[0].optimizer.param_groups[0]["lr"], global_step)
+        for critic, loss, value, ret in zip(critics, critic_losses, values, returns):
+            writer.add_scalar(f"losses/{critic.tag_prefix}value_loss", loss, global_step)
+            writer.add_scalar(f"losses/{critic.tag_prefix}explained_variance",
+                              explained_variance(value.reshape(-1), ret), global_step)
+        if args.cost_limit is not None:
+            writer.add_scalar("charts/lagrange_multiplier", run.lagrange["multiplier"], global_step)
+        for name, value in trpo_stats.items():
+            writer.add_scalar(f"trpo/{name}", value, global_step)
+        with torch.no_grad():
+            writer.add_scalar("policy/entropy", agent.distribution(b_obs).entropy().mean().item(), global_step)
+
+        # Checkpoint: the state after this iteration, kept for a signal and written every checkpoint_every iterations
+        last_checkpoint = run.snapshot(args, run_name)
+        if rank == 0 and args.checkpoint_every and iteration % args.checkpoint_every == 0 \
+                and iteration < num_iterations:
+            write_checkpoint(checkpoint_path, last_checkpoint)
+
+    stopped_by = stopped_by or agreed_stop_signal(stop_signal, device)  # (a signal after the last iteration's check)
+    return finish(args, run, envs, writer, run_name, run_dir, rank, device, start_step, start_time, stopped_by)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Saving and evaluation: a model file holds the weights and the observation statistics
+# ---------------------------------------------------------------------------------------------------
 def save_model(path: str, agent: Agent, obs_normalizer: ObservationNormalizer, env_id: str):
     torch.save({"format": "trpo_discrete", "env_id": env_id, "hidden_sizes": list(agent.hidden_sizes),
                 "activation": agent.activation, "weight_init": agent.weight_init,
                 "cost_critic": agent.cost_critic is not None,
                 "obs_dim": agent.actor[0].in_features, "n_actions": agent.actor[-1].out_features,
                 "agent": agent.state_dict(), "obs_normalizer": obs_normalizer.state_dict()}, path)
-
 
 def load_model(path: str, device="cpu"):
     """Returns (agent, obs_normalizer, checkpoint); one-line UsageError for a missing or foreign file."""
@@ -843,7 +994,6 @@ def load_model(path: str, device="cpu"):
     except Exception as error:
         raise UsageError(f"{path!r} is not a model saved by trpo_discrete.py ({type(error).__name__})") from None
     return agent, obs_normalizer, checkpoint
-
 
 def evaluate(model_path: str, env_id: Optional[str] = None, eval_episodes: int = 10, seed: int = 0,
              device: str = "cpu") -> dict:
@@ -875,7 +1025,6 @@ def evaluate(model_path: str, env_id: Optional[str] = None, eval_episodes: int =
     return {"mean_return": float(np.mean(returns)), "std_return": float(np.std(returns)),
             "mean_cost": float(np.mean(costs)), "returns": returns, "costs": costs}
 
-
 def evaluation_line(evaluation: dict) -> str:
     line = (f"evaluation over {len(evaluation['returns'])} episodes: return {evaluation['mean_return']:.2f} "
             f"± {evaluation['std_return']:.2f}")
@@ -892,7 +1041,6 @@ def training_arguments(args: Args) -> dict:
     """The run's arguments as args.yaml and checkpoints hold them: how it trains, not how it was launched."""
     return {name: value for name, value in dataclasses.asdict(args).items() if name not in LAUNCH_ARGUMENTS}
 
-
 def random_states() -> dict:
     """Python's, NumPy's and torch's random streams, as lists and tensors."""
     version, internal, gauss_next = random.getstate()
@@ -901,7 +1049,6 @@ def random_states() -> dict:
             "numpy": [torch.from_numpy(keys.astype(np.int64)), position, has_gauss, cached_gaussian],
             "torch": torch.get_rng_state(),
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
-
 
 def set_random_states(states: dict):
     version, internal, gauss_next = states["python"]
@@ -912,57 +1059,57 @@ def set_random_states(states: dict):
     if states["cuda"] is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])
 
+@dataclass
+class RunState:
+    """Everything a run changes as it trains, in one place: what a checkpoint saves and a resumed run restores.
+    The networks and the critics' optimizers, the statistics, λ and its update's memory, the step and iteration
+    counts and the last 20 episodes; with them, each worker's random streams."""
+    agent: Agent
+    critics: list
+    obs_normalizer: ObservationNormalizer
+    reward_scaler: Optional[RewardScaler]
+    lagrange: dict
+    global_step: int = 0
+    iteration: int = 0  # iterations completed
+    recent_returns: deque = field(default_factory=lambda: deque(maxlen=20))
+    recent_costs: deque = field(default_factory=lambda: deque(maxlen=20))
+    recent_lengths: deque = field(default_factory=lambda: deque(maxlen=20))
 
-def gather_on_rank0(worker_state: dict) -> Optional[list]:
-    """Every worker's state, in rank order, on rank 0 (None on the others)."""
-    if world_size() == 1:
-        return [worker_state]
-    gathered = [None] * world_size() if dist.get_rank() == 0 else None
-    dist.gather_object(worker_state, gathered, dst=0)
-    return gathered
+    def snapshot(self, args: Args, run_name: str) -> Optional[dict]:
+        """This state as a checkpoint, on rank 0 (None on the other workers, which send it their own part: their
+        random streams and statistics)."""
+        worker = {"random_states": random_states(), "obs_normalizer": self.obs_normalizer.state_dict(),
+                  "reward_scaler": self.reward_scaler.state_dict() if self.reward_scaler is not None else None}
+        workers = gather_on_rank0(worker)
+        if workers is None:
+            return None
+        return {"format": "trpo_discrete checkpoint", "args": training_arguments(args), "run_name": run_name,
+                "global_step": self.global_step, "iteration": self.iteration, "lagrange": copy.deepcopy(self.lagrange),
+                "recent_episodes": [list(self.recent_returns), list(self.recent_costs), list(self.recent_lengths)],
+                "workers": workers, "agent": {key: value.detach().cpu().clone()
+                                              for key, value in self.agent.state_dict().items()},
+                "optimizers": [copy.deepcopy(critic.optimizer.state_dict()) for critic in self.critics]}
 
-
-def snapshot(args: Args, run_name: str, global_step: int, iteration: int, lagrange: dict,
-             recent_episodes: list, agent: Agent, optimizers: list, obs_normalizer: ObservationNormalizer,
-             reward_scaler: Optional[RewardScaler], statistics_at_sync: dict) -> Optional[dict]:
-    """The run's state after `iteration` iterations, on rank 0 (None on the other workers, which send it their
-    own part: their random streams and statistics)."""
-    worker = {"random_states": random_states(), "obs_normalizer": obs_normalizer.state_dict(),
-              "statistics_at_sync": statistics_at_sync,
-              "reward_scaler": reward_scaler.state_dict() if reward_scaler is not None else None}
-    workers = gather_on_rank0(worker)
-    if workers is None:
-        return None
-    return {"format": "trpo_discrete checkpoint", "args": training_arguments(args), "run_name": run_name,
-            "global_step": global_step, "iteration": iteration, "lagrange": copy.deepcopy(lagrange),
-            "recent_episodes": [list(recent) for recent in recent_episodes], "workers": workers,
-            "agent": {key: value.detach().cpu().clone() for key, value in agent.state_dict().items()},
-            "optimizers": [copy.deepcopy(optimizer.state_dict()) for optimizer in optimizers]}
-
-
-def restore(checkpoint: dict, rank: int, agent: Agent, optimizers: list, obs_normalizer: ObservationNormalizer,
-            reward_scaler: Optional[RewardScaler], recent_episodes: list) -> tuple:
-    """Puts a snapshot back: the weights, the optimizers, this worker's statistics and random streams, the recent
-    episodes. Returns (global_step, iteration, lagrange, statistics_at_sync)."""
-    worker = checkpoint["workers"][rank]
-    agent.load_state_dict(checkpoint["agent"])
-    for optimizer, state in zip(optimizers, checkpoint["optimizers"]):
-        optimizer.load_state_dict(state)
-    obs_normalizer.load_state_dict(worker["obs_normalizer"])
-    if reward_scaler is not None:
-        reward_scaler.load_state_dict(worker["reward_scaler"])
-    for recent, saved in zip(recent_episodes, checkpoint["recent_episodes"]):
-        recent.extend(saved)
-    set_random_states(worker["random_states"])
-    return checkpoint["global_step"], checkpoint["iteration"], checkpoint["lagrange"], \
-        worker["statistics_at_sync"]
-
+    def restore(self, checkpoint: dict, rank: int):
+        """Puts a snapshot back, with this worker's own statistics and random streams."""
+        worker = checkpoint["workers"][rank]
+        self.agent.load_state_dict(checkpoint["agent"])
+        for critic, state in zip(self.critics, checkpoint["optimizers"]):
+            critic.optimizer.load_state_dict(state)
+        self.obs_normalizer.load_state_dict(worker["obs_normalizer"])
+        if self.reward_scaler is not None:
+            self.reward_scaler.load_state_dict(worker["reward_scaler"])
+        self.global_step, self.iteration = checkpoint["global_step"], checkpoint["iteration"]
+        self.lagrange = checkpoint["lagrange"]
+        for recent, saved in zip([self.recent_returns, self.recent_costs, self.recent_lengths],
+                                 checkpoint["recent_episodes"]):
+            recent.extend(saved)
+        set_random_states(worker["random_states"])
 
 def write_checkpoint(path: str, checkpoint: dict):
     """Atomically: a crash while writing leaves the previous checkpoint whole."""
     torch.save(checkpoint, path + ".tmp")
     os.replace(path + ".tmp", path)
-
 
 def load_checkpoint(path: str, workers: int) -> tuple:
     """Returns (args, checkpoint) of a checkpoint.pt; one-line UsageError for a missing, corrupt or foreign file,
@@ -984,7 +1131,6 @@ def load_checkpoint(path: str, workers: int) -> tuple:
                          else f"{path!r} was written by one process; resume it without torchrun")
     return dataclasses.replace(args, resume=path), checkpoint
 
-
 @contextlib.contextmanager
 def stop_on_signals():
     """SIGINT (Ctrl-C) and SIGTERM (a scheduler's pre-emption) ask the run to stop: yields the list that receives
@@ -1004,7 +1150,6 @@ def stop_on_signals():
         for signum, handler in previous_handlers.items():
             signal.signal(signum, handler)
 
-
 def agreed_stop_signal(stop_signal: list, device) -> int:
     """The signal that stops the run (0: none), the same on every worker: the largest number any of them received.
     Workers stop their rollouts on their own signal, then agree here, so that all leave the same iteration."""
@@ -1015,6 +1160,72 @@ def agreed_stop_signal(stop_signal: list, device) -> int:
     return int(flag.item())
 
 
+# ---------------------------------------------------------------------------------------------------
+# Data parallelism. Under `torchrun --nproc_per_node N`, each of the N workers collects num_steps / N steps
+# of every rollout; these averages make each worker compute the update a single process would compute on
+# the whole batch, so that all workers hold the same parameters throughout. In one process they do nothing.
+# ---------------------------------------------------------------------------------------------------
+def world_size() -> int:
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+def all_reduce_mean(tensor: torch.Tensor) -> torch.Tensor:
+    """x ← (1/N) Σ_workers x, in place (every worker holds the same number of samples, so the mean of the
+    workers' means is the mean over the whole batch)."""
+    if world_size() > 1:
+        dist.all_reduce(tensor)
+        tensor /= world_size()
+    return tensor
+
+def average_gradients(params: list):
+    """∇ ← (1/N) Σ_workers ∇ for every parameter, in one all-reduce of the flattened gradients (one round
+    trip per critic minibatch, not one per tensor)."""
+    if world_size() > 1:
+        flat = all_reduce_mean(torch.cat([p.grad.reshape(-1) for p in params]))
+        set_flat_params([p.grad for p in params], flat)
+
+def mean_over_workers(values: list, device) -> Optional[float]:
+    """The mean of all workers' values together (None when there are none), e.g. the episodic costs J_c."""
+    if world_size() == 1:
+        return float(np.mean(values)) if values else None
+    total = torch.tensor([float(np.sum(values)), len(values)], dtype=torch.float64, device=device)
+    dist.all_reduce(total)
+    return (total[0] / total[1]).item() if total[1] > 0 else None
+
+def synchronize_statistics(normalizer: ObservationNormalizer, device):
+    """Gives every worker the statistics that one process seeing all workers' observations would hold: those of
+    the last synchronization merged with each worker's observations since then, in rank order (Chan et al.'s
+    formula, RunningMeanStd.update_from_moments). Does nothing in one process."""
+    if not normalizer.synchronized:
+        return
+    own, shape = normalizer.since_sync, normalizer.since_sync.mean.shape
+    local = torch.as_tensor(np.concatenate([[own.count], own.mean.ravel(), own.var.ravel()]), dtype=torch.float64)
+    gathered = [torch.zeros_like(local) for _ in range(world_size())]
+    dist.all_gather(gathered, local.to(device))  # (gathered is on the CPU; all_gather copies into it)
+    merged = copy.deepcopy(normalizer.synced)
+    for increment in gathered:
+        count, moments = increment[0].item(), increment[1:].cpu().numpy().reshape(2, *shape)
+        merged.update_from_moments(moments[0], moments[1], count)
+    normalizer.stats = merged
+    normalizer.start_sync_period()
+
+def gather_on_rank0(worker_state: dict) -> Optional[list]:
+    """Every worker's state, in rank order, on rank 0 (None on the others)."""
+    if world_size() == 1:
+        return [worker_state]
+    gathered = [None] * world_size() if dist.get_rank() == 0 else None
+    dist.gather_object(worker_state, gathered, dst=0)
+    return gathered
+
+def choose_device(cuda: bool, local_rank: int = 0) -> torch.device:
+    """This worker's device: with --cuda and a GPU, the GPU of its local rank (torchrun: one GPU per worker)."""
+    if cuda and not torch.cuda.is_available():
+        print("warning: --cuda given but no CUDA device is available; training on the CPU", file=sys.stderr)
+    return torch.device("cuda", local_rank) if cuda and torch.cuda.is_available() else torch.device("cpu")
+
+def process_group_backend(device: torch.device) -> str:
+    """The collectives' backend: nccl between GPUs, gloo between CPU workers."""
+    return "nccl" if device.type == "cuda" else "gloo"
+
 def join_process_group(device: torch.device):
     """Joins the other torchrun workers, once per process. The group stays for later train() calls and is left
     at exit: creating it a second time in one process can hang on the rendezvous keys of the first."""
@@ -1022,7 +1233,6 @@ def join_process_group(device: torch.device):
         torch.cuda.set_device(device)  # before any collective: object collectives use the current device
     dist.init_process_group(process_group_backend(device))
     atexit.register(dist.destroy_process_group)
-
 
 class SilentWriter:
     """Stands in for the SummaryWriter on workers other than rank 0: only rank 0 logs."""
@@ -1033,303 +1243,97 @@ class SilentWriter:
     add_text = close = add_scalar
 
 
-def step_costs(infos: dict, num_envs: int) -> np.ndarray:
-    """The cost c_t of each env's last step, from the vector env's infos. An env whose episode just ended was
-    reset within the step, so its step's info (and cost) is the one in infos["final_info"]."""
-    costs = np.zeros(num_envs, np.float32)
-    if "cost" in infos:
-        costs[infos["_cost"]] = infos["cost"][infos["_cost"]]
-    if "final_info" in infos:
-        for i in np.flatnonzero(infos["_final_info"]):
-            costs[i] = infos["final_info"][i]["cost"]
-    return costs
+# ---------------------------------------------------------------------------------------------------
+# Command line: argument and env checks (one-line errors before anything is written), then main
+# ---------------------------------------------------------------------------------------------------
+class UsageError(Exception):
+    """A problem with the user's input; the command line prints its message as one line, without a traceback."""
 
-
-def train(args: Args) -> dict:
-    """Trains one run, in this process or, under torchrun (WORLD_SIZE > 1), as one of its data-parallel workers;
-    rank 0 logs and saves. Everything is read and checked before anything is written."""
-    workers, local_rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("LOCAL_RANK", "0"))
-    checkpoint = None
-    if args.resume:
-        args, checkpoint = load_checkpoint(args.resume, workers)
-    args = validate_args(args, workers)
-    device = choose_device(args.cuda, local_rank)  # (a resumed run's own --cuda)
-    if workers > 1 and not dist.is_initialized():
-        join_process_group(device)
-    with stop_on_signals() as stop_signal:
-        return train_worker(args, checkpoint, device, stop_signal)
-
-
-def train_worker(args: Args, checkpoint: Optional[dict], device: torch.device, stop_signal: list) -> dict:
-    """The training run of one worker (the only one without torchrun), from the start or from a checkpoint; stops
-    early, with every other worker, once one of them has received a signal in stop_signal."""
-    workers, rank = world_size(), dist.get_rank() if world_size() > 1 else 0
-    steps_per_worker = args.num_steps // workers
-    num_iterations = args.total_timesteps // (args.num_envs * args.num_steps)
-    if checkpoint is not None:
-        run_name, run_dir = checkpoint["run_name"], os.path.dirname(os.path.abspath(args.resume))
-    else:
-        run_name = [f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"]
-        if workers > 1:
-            dist.broadcast_object_list(run_name, src=0)
-        run_name = run_name[0]
-        run_dir = f"runs/{run_name}"
-
-    # Seeding: each worker its own streams, and each of its envs a seed no other env of the run has
-    random.seed(args.seed + rank)
-    np.random.seed(args.seed + rank)
-    torch.manual_seed(args.seed + rank)
-    torch.backends.cudnn.deterministic = args.torch_deterministic
-    torch.set_num_threads(args.torch_threads)
-    env_seed = first_env_seed(args.seed, rank, args.num_envs)
-
-    envs = make_vector_env(args, run_name)
-    if args.track and rank == 0:
+def validate_args(args: Args, workers: int = 1) -> Args:
+    """Check the arguments before anything is built or written, the most basic first: the env (its id, its action
+    space, its cost where one is needed), then each number, then the sizes. `workers` data-parallel workers
+    (torchrun) share each rollout: num_steps / workers steps each. Fills in the default env id."""
+    args = dataclasses.replace(args, env_id=args.env_id or DEFAULT_ENV_ID)
+    check_env(args.env_id, needs_cost=args.use_cost_critic or args.cost_limit is not None)
+    if args.capture_video:
+        check_rendering(args.env_id)
+    if args.track:
         try:
-            import wandb
+            import wandb  # noqa: F401
         except ImportError:
-            envs.close()
             raise UsageError("--track needs wandb: pip install wandb") from None
-        wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, sync_tensorboard=True,
-                   config=training_arguments(args), name=run_name, monitor_gym=True, save_code=True)
-    from torch.utils.tensorboard import SummaryWriter
+    positive = ["total_timesteps", "num_envs", "num_steps", "target_kl", "cg_iters", "backtrack_iters",
+                "fvp_sample_freq", "critic_lr", "update_epochs", "critic_minibatch_size", "eval_episodes",
+                "torch_threads", "obs_clip", "lagrange_lr"]
+    for name in positive:
+        if not getattr(args, name) > 0:
+            raise UsageError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+    for name in ["cg_damping", "critic_l2_coef", "max_grad_norm", "lagrange_multiplier_init", "checkpoint_every",
+                 "pid_kp", "pid_ki", "pid_kd"]:
+        if getattr(args, name) < 0:
+            raise UsageError(f"--{name.replace('_', '-')} must be non-negative, got {getattr(args, name)}")
+    for name in ["gamma", "gae_lambda", "cost_gamma", "cost_gae_lambda"]:
+        if not 0.0 <= getattr(args, name) <= 1.0:
+            raise UsageError(f"--{name.replace('_', '-')} must lie in [0, 1], got {getattr(args, name)}")
+    if not 0.0 < args.backtrack_coef < 1.0:
+        raise UsageError(f"--backtrack-coef must lie in (0, 1), got {args.backtrack_coef}")
+    if not args.hidden_sizes or min(args.hidden_sizes) <= 0:
+        raise UsageError(f"--hidden-sizes needs one or more positive sizes, got {args.hidden_sizes}")
+    if args.cost_limit is not None and args.cost_limit < 0:
+        raise UsageError(f"--cost-limit must be non-negative, got {args.cost_limit}")
+    if args.cost_line_search and args.cost_limit is None:
+        raise UsageError("--cost-line-search tests the cost against the limit: give --cost-limit too")
+    batch_size = args.num_envs * args.num_steps
+    if args.num_steps % workers != 0:
+        raise UsageError(f"--num-steps {args.num_steps} cannot be shared by {workers} workers; "
+                         f"choose a multiple of {workers}")
+    if batch_size // workers < num_critic_minibatches(batch_size, args.critic_minibatch_size):
+        raise UsageError(f"--critic-minibatch-size {args.critic_minibatch_size} gives each of {workers} workers "
+                         f"less than one step per minibatch; raise it to at least {workers}")
+    if args.total_timesteps < batch_size:
+        raise UsageError(f"--total-timesteps {args.total_timesteps} is less than one batch of {batch_size} "
+                         f"(num_envs × num_steps); raise it or lower --num-steps")
+    return args
 
-    if rank == 0:
-        # On resume, purge_step drops what the interrupted run logged after its checkpoint's step.
-        writer = SummaryWriter(run_dir, purge_step=checkpoint["global_step"] + 1 if checkpoint else None)
-        writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(
-            f"|{k}|{v}|" for k, v in training_arguments(args).items()))
-        with open(f"{run_dir}/args.yaml", "w") as f:
-            yaml.safe_dump(training_arguments(args), f, sort_keys=False)
-    else:
-        writer = SilentWriter()
+def check_env(env_id: str, needs_cost: bool = False):
+    """Fail early, with one line, on an id that no registry knows, an env whose actions are not Discrete, or (when
+    `needs_cost`) an env whose steps report no info["cost"]: the env is built once, reset and stepped once."""
+    if env_id.startswith("Safety"):
+        raise UsageError(f"{env_id}: Safety-Gymnasium tasks have continuous actions; use trpo_continuous.py")
+    try:
+        gym.spec(env_id)
+    except gym.error.Error as error:
+        raise UsageError(f"unknown env id {env_id!r}: {error}") from None
+    env = gym.make(env_id)
+    try:
+        if not isinstance(env.action_space, gym.spaces.Discrete):
+            hint = " use trpo_continuous.py" if isinstance(env.action_space, gym.spaces.Box) else ""
+            raise UsageError(f"{env_id} has a {type(env.action_space).__name__} action space; "
+                             f"trpo_discrete.py needs a Discrete action space;{hint}")
+        if needs_cost:
+            env.reset(seed=0)
+            if "cost" not in env.step(env.action_space.sample())[-1]:
+                raise UsageError(f"{env_id} reports no per-step info['cost']; --use-cost-critic and "
+                                 f"--cost-limit need an env that does")
+    finally:
+        env.close()
 
-    obs_dim, n_actions = int(np.prod(envs.single_observation_space.shape)), int(envs.single_action_space.n)
-    use_cost = args.use_cost_critic or args.cost_limit is not None
-    agent = Agent(obs_dim, n_actions, args.hidden_sizes, args.activation, args.weight_init,
-                  cost_critic=use_cost).to(device)
-    # fused: one kernel for all of a critic's parameters (10-25% faster critic updates on these small networks)
-    critic_optimizer = torch.optim.Adam(agent.critic.parameters(), lr=args.critic_lr, fused=True)
-    cost_critic_optimizer = torch.optim.Adam(agent.cost_critic.parameters(), lr=args.critic_lr,
-                                             fused=True) if use_cost else None
-    obs_normalizer = ObservationNormalizer(obs_dim, args.obs_clip, enabled=args.normalize_obs)
-    reward_scaler = RewardScaler(args.num_envs, args.gamma) if args.normalize_reward else None
-
-    if workers > 1:  # rank 0's initial weights for everyone
-        for tensor in agent.state_dict().values():
-            dist.broadcast(tensor, src=0)
-
-    # Rollout storage, preallocated in NumPy: per-step writes into torch tensors cost more than the writes.
-    obs = np.zeros((steps_per_worker, args.num_envs, obs_dim), np.float32)
-    actions = np.zeros((steps_per_worker, args.num_envs), np.int64)
-    action_logits = np.zeros((steps_per_worker, args.num_envs, n_actions), np.float32)
-    rewards = np.zeros((steps_per_worker, args.num_envs), np.float32)
-    dones = np.zeros((steps_per_worker, args.num_envs), np.float32)
-    costs = np.zeros((steps_per_worker, args.num_envs), np.float32)
-
-    # The run so far: nothing, or what a checkpoint restores.
-    global_step, completed_iterations, lagrange = 0, 0, initial_lagrange_state(args.lagrange_multiplier_init)
-    recent_episodes = recent_returns, recent_costs, recent_lengths = deque(maxlen=20), deque(maxlen=20), deque(maxlen=20)
-    optimizers = [critic_optimizer] + [cost_critic_optimizer] * use_cost
-    # the observation statistics that all workers share: each worker's later observations are merged into them
-    statistics_at_sync = obs_normalizer.stats.state_dict()
-    if checkpoint is not None:
-        global_step, completed_iterations, lagrange, statistics_at_sync = restore(
-            checkpoint, rank, agent, optimizers, obs_normalizer, reward_scaler, recent_episodes)
-        if rank == 0:
-            print(f"resuming {run_name} at step {global_step}: weights, optimizers, statistics, λ, step and random "
-                  f"streams as saved; every env starts a new episode (episodes in progress are not saved)")
-
-    # Episodes run on across updates: the envs are reset once, here (OmniSafe resets every epoch, which truncates
-    # episodes early). A resumed run seeds them anew.
-    raw_obs, _ = envs.reset(seed=env_seed + global_step)
-    envs.action_space.seed(env_seed)
-    next_raw_obs = raw_obs.reshape(args.num_envs, obs_dim)
-    if checkpoint is None:  # (a checkpoint's statistics already count the observation this one replaces)
-        obs_normalizer.update(next_raw_obs)
-    next_done = np.zeros(args.num_envs, np.float32)
-
-    checkpoint_path = f"{run_dir}/checkpoint.pt"
-    start_time = last_print = time.time()
-    start_step, stopped_by = global_step, 0
-    for iteration in range(completed_iterations + 1, num_iterations + 1):
-        last_checkpoint = snapshot(args, run_name, global_step, iteration - 1, lagrange, recent_episodes,
-                                   agent, optimizers, obs_normalizer, reward_scaler, statistics_at_sync)
-        if rank == 0 and args.checkpoint_every and iteration - 1 > completed_iterations \
-                and (iteration - 1) % args.checkpoint_every == 0:
-            write_checkpoint(checkpoint_path, last_checkpoint)
-        rollout_costs = []  # the episodic costs J_c of the episodes that end in this rollout
-
-        # Rollout: num_steps steps of every env with the current policy (num_steps / N on each of N workers).
-        for step in range(steps_per_worker):
-            if stop_signal:
-                break
-            global_step += args.num_envs * workers
-            # normalized when used, so that a rollout's first observation sees the statistics synced after the last
-            obs[step] = obs_normalizer(next_raw_obs)
-            dones[step] = next_done
-            with torch.inference_mode():
-                obs_tensor = torch.from_numpy(obs[step]).to(device)
-                # the log-probabilities of the old policy come from the stored logits after the rollout
-                logits = agent.actor(obs_tensor)
-                action = agent.categorical(logits).sample().cpu().numpy()
-                action_logits[step] = logits.cpu().numpy()
-            actions[step] = action
-            raw_obs, reward, terminations, truncations, infos = envs.step(action)
-            done = terminations | truncations
-            if use_cost:
-                cost = step_costs(infos, args.num_envs)
-            if reward_scaler is not None:
-                reward = reward_scaler(reward, done)
-            bootstrap = truncations & ~terminations
-            if bootstrap.any():
-                final_obs = torch.from_numpy(obs_normalizer(np.stack(infos["final_observation"][bootstrap])
-                                                            .reshape(-1, obs_dim))).to(device)
-                with torch.inference_mode():
-                    final_values = np.zeros(args.num_envs, np.float32)
-                    final_values[bootstrap] = agent.get_value(final_obs).cpu().numpy()
-                    reward = add_truncation_bootstrap(reward, bootstrap, final_values, args.gamma)
-                    if use_cost:
-                        final_values[bootstrap] = agent.get_cost_value(final_obs).cpu().numpy()
-                        cost = add_truncation_bootstrap(cost, bootstrap, final_values, args.cost_gamma)
-            rewards[step] = reward
-            if use_cost:
-                costs[step] = cost
-            next_raw_obs = raw_obs.reshape(args.num_envs, obs_dim)
-            obs_normalizer.update(next_raw_obs)
-            next_done = done.astype(np.float32)
-
-            if "final_info" in infos:
-                for info in infos["final_info"][infos["_final_info"]]:
-                    if "episode" not in info:
-                        continue
-                    recent_returns.append(np.asarray(info["episode"]["r"]).item())
-                    recent_lengths.append(np.asarray(info["episode"]["l"]).item())
-                    writer.add_scalar("charts/episodic_return", recent_returns[-1], global_step)
-                    writer.add_scalar("charts/episodic_length", recent_lengths[-1], global_step)
-                    if "episode_cost" in info:
-                        recent_costs.append(info["episode_cost"])
-                        rollout_costs.append(info["episode_cost"])
-                        writer.add_scalar("charts/episodic_cost", info["episode_cost"], global_step)
-            if time.time() - last_print >= 3.0 and rank == 0:
-                last_print = time.time()
-                print(progress_line(global_step, args.total_timesteps, start_step, start_time, recent_returns,
-                                    recent_costs), flush=True)
-        # A signal stops every worker here, together: the checkpoint of this iteration's start is written.
-        stopped_by = agreed_stop_signal(stop_signal, device)
-        if stopped_by:
-            if rank == 0:
-                write_checkpoint(checkpoint_path, last_checkpoint)
-                print(f"stopped by signal {stopped_by} at step {global_step}; checkpoint of step "
-                      f"{last_checkpoint['global_step']} written; continue with --resume {checkpoint_path}", flush=True)
-            if workers > 1:
-                dist.barrier()  # no worker exits (and makes torchrun stop the others) before the checkpoint is written
-            break
-        if workers > 1:
-            statistics_at_sync = synchronize_statistics(obs_normalizer.stats, statistics_at_sync, device)
-
-        # Advantages: GAE(λ) on the rollout, bootstrapped from the value of the next observation. The values of
-        # the whole rollout come from one batched call after it (the critics do not change during a rollout).
-        next_obs = torch.from_numpy(obs_normalizer(next_raw_obs)).to(device)
-        b_obs = torch.from_numpy(obs.reshape(-1, obs_dim)).to(device)
-        with torch.inference_mode():
-            values = agent.get_value(b_obs).cpu().numpy().reshape(steps_per_worker, args.num_envs)
-            next_value = agent.get_value(next_obs).cpu().numpy()
-        advantages, returns = compute_gae(rewards, values, dones, next_value, next_done, args.gamma, args.gae_lambda)
-        b_actions = torch.from_numpy(actions.reshape(-1)).to(device)
-        with torch.no_grad():  # log π_old(a_t|s_t), from the logits the actions were drawn with
-            b_logits = torch.from_numpy(action_logits.reshape(-1, n_actions)).to(device)
-            b_logprobs = agent.categorical(b_logits).log_prob(b_actions)
-        b_advantages = standardize(advantages.reshape(-1).to(device))
-        b_returns = returns.reshape(-1).to(device)
-        critics = [(agent.critic, critic_optimizer, b_returns)]
-        if use_cost:
-            with torch.inference_mode():
-                cost_values = agent.get_cost_value(b_obs).cpu().numpy().reshape(steps_per_worker, args.num_envs)
-                next_cost_value = agent.get_cost_value(next_obs).cpu().numpy()
-            cost_advantages, cost_returns = compute_gae(costs, cost_values, dones, next_cost_value, next_done,
-                                                        args.cost_gamma, args.cost_gae_lambda)
-            b_cost_advantages = cost_advantages.reshape(-1).to(device)
-            if args.standardize_cost_advantages:
-                b_cost_advantages = standardize(b_cost_advantages)
-            critics.append((agent.cost_critic, cost_critic_optimizer, cost_returns.reshape(-1).to(device)))
-        if args.cost_limit is not None:
-            # TRPO-Lagrangian: λ moves first, on the costs of the episodes that ended in this rollout (if any);
-            # the policy step then uses it.
-            mean_episode_cost = mean_over_workers(rollout_costs, device)
-            if mean_episode_cost is not None:
-                lagrange = update_lagrange_state(lagrange, mean_episode_cost, args)
-            b_advantages = penalized_advantages(b_advantages, b_cost_advantages, lagrange["multiplier"])
-        if args.anneal_lr:
-            learning_rate = linear_schedule(args.critic_lr, 0.0, (iteration - 1) / num_iterations)
-            for _, optimizer, _ in critics:
-                optimizer.param_groups[0]["lr"] = learning_rate
-
-        # Update: one TRPO step on the policy, then the critics. The cost-aware line search allows the cost
-        # surrogate a rise of max(−c, 0), c = J_c − d from the latest rollout in which episodes ended.
-        if args.cost_line_search:
-            latest_cost = lagrange["mean_episode_cost"]
-            cost_slack = math.inf if latest_cost is None else max(args.cost_limit - latest_cost, 0.0)
-            trpo_stats = trpo_policy_update(agent, b_obs, b_actions, b_logprobs, b_advantages, args,
-                                            b_cost_advantages, cost_slack)
-        else:
-            trpo_stats = trpo_policy_update(agent, b_obs, b_actions, b_logprobs, b_advantages, args)
-        critic_losses = critic_update(critics, b_obs, args)
-
-        # Logging
-        sps = int((global_step - start_step) / (time.time() - start_time))
-        writer.add_scalar("charts/SPS", sps, global_step)
-        writer.add_scalar("charts/learning_rate", critic_optimizer.param_groups[0]["lr"], global_step)
-        writer.add_scalar("losses/value_loss", critic_losses[0], global_step)
-        writer.add_scalar("losses/explained_variance",
-                          explained_variance(values.reshape(-1), returns.reshape(-1).numpy()), global_step)
-        if use_cost:
-            writer.add_scalar("losses/cost_value_loss", critic_losses[1], global_step)
-            writer.add_scalar("losses/cost_explained_variance",
-                              explained_variance(cost_values.reshape(-1), cost_returns.reshape(-1).numpy()), global_step)
-        if args.cost_limit is not None:
-            writer.add_scalar("charts/lagrange_multiplier", lagrange["multiplier"], global_step)
-        for name, value in trpo_stats.items():
-            writer.add_scalar(f"trpo/{name}", value, global_step)
-        with torch.no_grad():
-            writer.add_scalar("policy/entropy", agent.distribution(b_obs).entropy().mean().item(), global_step)
-
-    stopped_by = stopped_by or agreed_stop_signal(stop_signal, device)  # (a signal after the last iteration's check)
-    if rank == 0 and not stopped_by:
-        print(progress_line(global_step, args.total_timesteps, start_step, start_time, recent_returns, recent_costs),
-              flush=True)
-    envs.close()
-    result = {"global_step": global_step, "episodic_return": float(np.mean(recent_returns)) if recent_returns else float("nan"),
-              "episodic_cost": float(np.mean(recent_costs)) if recent_costs else float("nan"),
-              "sps": int((global_step - start_step) / (time.time() - start_time)), "run_name": run_name,
-              "lagrange_multiplier": lagrange["multiplier"], "agent": agent, "obs_normalizer": obs_normalizer,
-              "stopped_by_signal": stopped_by or None}
-    if args.save_model and rank == 0 and not stopped_by:
-        model_path = f"{run_dir}/{args.exp_name}.model"
-        save_model(model_path, agent, obs_normalizer, args.env_id)
-        print(f"model saved to {model_path}")
-        evaluation = evaluate(model_path, args.env_id, args.eval_episodes, seed=args.seed, device=str(device))
-        for episode, episodic_return in enumerate(evaluation["returns"]):
-            writer.add_scalar("eval/episodic_return", episodic_return, episode)
-        print(evaluation_line(evaluation))
-        result.update(model_path=model_path, eval_return=evaluation["mean_return"], eval_cost=evaluation["mean_cost"])
-    writer.close()
-    if args.track and rank == 0:
-        wandb.finish()
-    return result
-
-
-def progress_line(global_step: int, total: int, start_step: int, start_time: float, recent_returns, recent_costs) -> str:
-    elapsed = time.time() - start_time
-    sps = (global_step - start_step) / max(elapsed, 1e-9)
-    eta = (total - global_step) / max(sps, 1e-9)
-    line = f"step {global_step}/{total} | SPS {sps:.0f} | ETA {eta / 60:.1f} min"
-    if recent_returns:
-        line += f" | return {np.mean(recent_returns):.2f}"
-    if recent_costs:
-        line += f" | cost {np.mean(recent_costs):.2f}"
-    return line
-
+def check_rendering(env_id: str):
+    """`--capture-video` needs moviepy and a working renderer: fail before training, with one line, if either is missing."""
+    try:
+        import moviepy  # noqa: F401  (gymnasium's RecordVideo writes the files with it)
+    except ImportError:
+        raise UsageError("--capture-video needs moviepy: pip install moviepy") from None
+    try:
+        env = make_env(env_id, 0, False, "")()
+        env.unwrapped.render_mode = "rgb_array"
+        env.reset(seed=0)
+        frame = env.render()
+        env.close()
+    except Exception as error:
+        raise UsageError(f"--capture-video: cannot render {env_id} here ({type(error).__name__}: {error})") from None
+    if frame is None:
+        raise UsageError(f"--capture-video: {env_id} returned no frame in rgb_array mode")
 
 def parse_args(argv=None) -> Args:
     """Command line → Args. With `--config PATH`, the yaml file's values become the defaults that flags override."""
@@ -1357,7 +1361,6 @@ def parse_args(argv=None) -> Args:
     # yaml writes tuples (hidden_sizes, std_schedule) as lists; the fields are tuples
     values = {name: tuple(value) if isinstance(value, list) else value for name, value in values.items()}
     return tyro.cli(Args, default=dataclasses.replace(Args(), **values), args=argv)
-
 
 def main():
     try:

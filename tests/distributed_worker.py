@@ -50,12 +50,14 @@ else:
     averaged["update"] = trpo.trpo_policy_update(agent, batch["obs"][half], batch["actions"][half],
                                                   batch["logprobs"][half], batch["advantages"][half], args)
     averaged["policy"] = [p.detach().clone() for p in agent.actor_parameters()]
-    stats = trpo.RunningMeanStd((batch["obs"].shape[1],))
-    stats.update(batch["raw_obs"][:10])  # the statistics all workers share at the last synchronization
-    at_sync = {key: value.clone() if torch.is_tensor(value) else value for key, value in stats.state_dict().items()}
+    normalizer = trpo.ObservationNormalizer(batch["obs"].shape[1], clip=5.0, synchronized=True)
+    if rank == 0:  # a first synchronization: rank 0's 10 observations become every worker's statistics
+        normalizer.update(batch["raw_obs"][:10])
+    trpo.synchronize_statistics(normalizer, "cpu")
     for rows in np.array_split(np.arange(10, 40)[rank::2], 3):  # each worker's own observations since then
-        stats.update(batch["raw_obs"][rows])
-    synced = trpo.synchronize_statistics(stats, at_sync, "cpu")
+        normalizer.update(batch["raw_obs"][rows])
+    trpo.synchronize_statistics(normalizer, "cpu")
+    synced = normalizer.state_dict()
     averaged["obs_stats"] = (synced["mean"], synced["var"], synced["count"])
     averaged["mean_cost"] = trpo.mean_over_workers([1.0, 2.0, 3.0] if rank == 0 else [10.0], "cpu")
     torch.save(averaged, os.path.join(out_dir, f"rank{rank}.pt"))

@@ -304,21 +304,20 @@ def test_gae_by_hand_with_termination_and_truncation_bootstrap(trpo):
     final_values = np.array([0.0, 5.0, 0.0, 0.0])
     rewards = trpo.add_truncation_bootstrap(rewards, truncated, final_values, gamma)[:, None]
     dones = np.array([[0.0], [0.0], [1.0], [0.0]])  # observation 2 begins episode B
-    advantages, returns = trpo.compute_gae(torch.tensor(rewards), torch.tensor(values), torch.tensor(dones),
-                                           torch.tensor([7.0]), torch.tensor([1.0]), gamma, lam)
+    advantages, returns = trpo.compute_gae(rewards, values, dones, np.array([7.0]), np.array([1.0]), gamma, lam)
     d1 = 2.0 + gamma * 5.0 - 1.0  # truncated: bootstraps from the final observation's value
     d0 = 1.0 + gamma * 1.0 - 0.5
     d3 = 4.0 - 2.0  # terminated: no bootstrap (the 7.0 belongs to the next episode)
     d2 = 3.0 + gamma * 2.0 - 1.5
-    expected = torch.tensor([[d0 + gamma * lam * d1], [d1], [d2 + gamma * lam * d3], [d3]], dtype=torch.float64)
-    torch.testing.assert_close(advantages, expected)
-    torch.testing.assert_close(returns, expected + torch.tensor(values))
+    expected = np.array([[d0 + gamma * lam * d1], [d1], [d2 + gamma * lam * d3], [d3]])
+    np.testing.assert_allclose(advantages, expected, rtol=1e-12)
+    np.testing.assert_allclose(returns, expected + values, rtol=1e-12)
 
 
 def test_gae_bootstraps_from_next_value_when_rollout_ends_mid_episode(trpo):
-    advantages, _ = trpo.compute_gae(torch.tensor([[1.0]]), torch.tensor([[0.0]]), torch.tensor([[0.0]]),
-                                     torch.tensor([10.0]), torch.tensor([0.0]), 0.5, 0.9)
-    torch.testing.assert_close(advantages, torch.tensor([[6.0]]))  # 1 + 0.5·10 − 0
+    advantages, _ = trpo.compute_gae(np.array([[1.0]]), np.array([[0.0]]), np.array([[0.0]]), np.array([10.0]),
+                                     np.array([0.0]), 0.5, 0.9)
+    np.testing.assert_allclose(advantages, [[6.0]])  # 1 + 0.5·10 − 0
 
 
 def test_running_mean_std_merges_batches_exactly(trpo):
