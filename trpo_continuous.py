@@ -957,13 +957,11 @@ def train_worker(args: Args, checkpoint: Optional[dict], device: torch.device, s
 
         # Update: one TRPO step on the policy, then the critics. The cost-aware line search allows the cost
         # surrogate a rise of max(−c, 0), c = J_c − d from the latest rollout in which episodes ended.
-        if args.cost_line_search:
-            latest_cost = run.lagrange["mean_episode_cost"]
-            cost_slack = math.inf if latest_cost is None else max(args.cost_limit - latest_cost, 0.0)
-            trpo_stats = trpo_policy_update(agent, b_obs, b_actions, b_logprobs, b_advantages, args,
-                                            b_cost_advantages, cost_slack)
-        else:
-            trpo_stats = trpo_policy_update(agent, b_obs, b_actions, b_logprobs, b_advantages, args)
+        cost_slack = math.inf
+        if args.cost_line_search and run.lagrange["mean_episode_cost"] is not None:
+            cost_slack = max(args.cost_limit - run.lagrange["mean_episode_cost"], 0.0)
+        trpo_stats = trpo_policy_update(agent, b_obs, b_actions, b_logprobs, b_advantages, args,
+                                        b_cost_advantages if args.cost_line_search else None, cost_slack)
         if args.anneal_lr:
             for critic in critics:
                 critic.optimizer.param_groups[0]["lr"] = linear_schedule(args.critic_lr, 0.0,
