@@ -168,6 +168,7 @@ def bad_inputs(script):
                                 else "reports no per-step info['cost']"),
         "zero hidden size": (["--hidden-sizes", "64", "0"], "--hidden-sizes needs one or more positive sizes"),
         "missing model": (["--eval-model", "missing.model"], "no model file"),
+        "track without wandb": (["--env-id", script.tiny_env, "--track"], "--track needs wandb"),  # (not installed)
         "missing config": (["--config", "missing.yaml"], "no config file"),
         # this machine has neither moviepy nor a renderer for these envs (pygame)
         "video without moviepy or renderer": (["--env-id", script.tiny_env, "--capture-video"], "--capture-video"),
