@@ -61,5 +61,20 @@ case ${1:-} in
   # Stage 2, commit c30e0e9's scripts: larger batches on SafetyPointGoal1, one run each, side by side.
   screen-point-2048) cont t_2048 "$T_2048" 0 SafetyPointGoal1-v0 ;;
   screen-point-4096) cont t_4096 "$T_4096" 0 SafetyPointGoal1-v0 ;;
-  *) echo "usage: $0 screen-point|screen-rest|screen-point-2048|screen-point-4096" >&2; exit 2 ;;
+  # Stage 3, commit 1557e3f's scripts, two at a time: the larger batch on MuJoCo, Tianshou's setting on the
+  # classic-control tasks; trpo_discrete.py with reward normalization (SB3-contrib's zoo normalizes rewards on
+  # Acrobot and MountainCar), at 2 × 512 and 2 × 1024 steps.
+  stage3)
+    RUN="$PYTHON benchmark/run.py --results-dir $RESULTS --workers 2"
+    cont t_4096 "$T_4096" 0 HalfCheetah-v4 Hopper-v4
+    cont tianshou "$TIANSHOU" 0 Pendulum-v1:200000 InvertedDoublePendulum-v4:300000
+    disc d_rewnorm "--normalize-reward" "0 1 2" CartPole-v1 Acrobot-v1 MountainCar-v0
+    disc d_rewnorm_1024 "--normalize-reward --num-steps 1024" "0 1 2" CartPole-v1 Acrobot-v1 MountainCar-v0 ;;
+  # Stage 4, commit 1557e3f's scripts: Tianshou's setting on HalfCheetah and Hopper in this results folder, then
+  # the closest to OmniSafe's on SafetyPointGoal1 (t_4096) on two more seeds.
+  stage4)
+    RUN="$PYTHON benchmark/run.py --results-dir $RESULTS --workers 2"
+    cont tianshou "$TIANSHOU" 0 HalfCheetah-v4 Hopper-v4
+    $RUN --env-ids SafetyPointGoal1-v0 --seeds 1 2 --script-args="$T_4096 --exp-name t_4096 --total-timesteps 1000000" ;;
+  *) echo "usage: $0 screen-point|screen-rest|screen-point-2048|screen-point-4096|stage3|stage4" >&2; exit 2 ;;
 esac

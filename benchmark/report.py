@@ -19,6 +19,7 @@ import csv
 import glob
 import json
 import os
+import sys
 import dataclasses
 from dataclasses import dataclass
 import warnings
@@ -78,17 +79,53 @@ def moving_mean_at(steps: np.ndarray, values: np.ndarray, at_steps, window: int)
         return np.where(counts > 0, (cumulative[counts] - cumulative[starts]) / (counts - starts), np.nan)
 
 
-def load_run(run_dir: str, args: Args) -> dict:
+CURVE_TAGS = ["charts/episodic_return", "charts/episodic_cost", "charts/SPS", "eval/episodic_return"]
+
+
+def read_event_run(run_dir: str) -> tuple:
+    """(arguments, {tag: (steps, values, wall_times)}) of one run folder's TensorBoard logs and args.yaml."""
     accumulator = EventAccumulator(run_dir, size_guidance={"scalars": 0})
     accumulator.Reload()
     with open(os.path.join(run_dir, "args.yaml")) as f:
         run_args = yaml.safe_load(f)
-    steps, returns = scalars(accumulator, "charts/episodic_return")
-    cost_steps, costs = scalars(accumulator, "charts/episodic_cost")
-    sps_steps, sps = scalars(accumulator, "charts/SPS")
-    _, eval_returns = scalars(accumulator, "eval/episodic_return")
+    found = accumulator.Tags()["scalars"]
+    series = {tag: tuple(np.array(column) for column in zip(*[(e.step, e.value, e.wall_time) for e in accumulator.Scalars(tag)]))
+              for tag in CURVE_TAGS if tag in found}
+    return run_args, series
+
+
+def write_curve_csv(path: str, run_args: dict, series: dict):
+    """The run's curves in one small CSV: a first line `# {arguments as JSON}`, then tag, step, value, wall_time."""
+    with open(path, "w", newline="") as f:
+        f.write("# " + json.dumps({key: run_args[key] for key in ("env_id", "exp_name", "seed", "total_timesteps")}
+                                  | {"cost_limit": run_args.get("cost_limit")}) + "\n")
+        writer = csv.writer(f)
+        writer.writerow(["tag", "step", "value", "wall_time"])
+        for tag, (steps, values, walls) in series.items():
+            writer.writerows((tag, int(step), f"{value:.6g}", f"{wall:.3f}") for step, value, wall in zip(steps, values, walls))
+
+
+def read_curve_csv(path: str) -> tuple:
+    with open(path) as f:
+        run_args = json.loads(f.readline()[2:])
+        rows = list(csv.DictReader(f))
+    series = {}
+    for tag in CURVE_TAGS:
+        picked = [(int(row["step"]), float(row["value"]), float(row["wall_time"])) for row in rows if row["tag"] == tag]
+        if picked:
+            series[tag] = tuple(np.array(column) for column in zip(*picked))
+    return run_args, series
+
+
+def load_run(run_args: dict, series: dict, name: str, args: Args) -> dict:
+    """One run's summary and curves, from its arguments and its {tag: (steps, values, wall_times)}."""
+    empty = (np.array([], int), np.array([]), np.array([]))
+    steps, returns, _ = series.get("charts/episodic_return", empty)
+    cost_steps, costs, _ = series.get("charts/episodic_cost", empty)
+    sps_steps, sps, sps_walls = series.get("charts/SPS", empty)
+    _, eval_returns, _ = series.get("eval/episodic_return", empty)
     if len(sps_steps) == 0:
-        raise SystemExit(f"error: {run_dir} has no finished update (no charts/SPS); is the run finished?")
+        raise SystemExit(f"error: {name} has no finished update (no charts/SPS); is the run finished?")
     reached = None
     if run_args["env_id"] in args.thresholds:
         moving = moving_mean_at(steps, returns, steps, args.window)
@@ -96,13 +133,14 @@ def load_run(run_dir: str, args: Args) -> dict:
         above = np.flatnonzero((moving >= args.thresholds[run_args["env_id"]]) & full_window)
         reached = int(steps[above[0]]) if len(above) else None
     last_step = int(sps_steps[-1])
+    first_wall = min(walls[0] for _, _, walls in series.values())
     return {"env": run_args["env_id"], "exp": run_args["exp_name"], "seed": run_args["seed"], "steps": last_step,
             "budget": run_args["total_timesteps"], "window": args.window, "cost_limit": run_args.get("cost_limit"),
             "episodes": (steps, returns, cost_steps, costs),
             "return": moving_mean_at(steps, returns, [last_step], args.window)[0],
             "cost": moving_mean_at(cost_steps, costs, [last_step], args.window)[0],
             "eval": eval_returns.mean() if len(eval_returns) else float("nan"), "reached": reached, "sps": sps[-1],
-            "wall_min": (accumulator.Scalars("charts/SPS")[-1].wall_time - accumulator.FirstEventTimestamp()) / 60}
+            "wall_min": (sps_walls[-1] - first_wall) / 60}
 
 
 def load_omnisafe_run(progress_csv: str, args: Args) -> dict:
@@ -201,11 +239,26 @@ def plot_env(runs: list, path: str, window: int):
 
 
 def main(args: Args):
-    run_dirs = sorted(glob.glob(os.path.join(args.results_dir, "runs", "*", "args.yaml")))
-    if not run_dirs:
-        raise SystemExit(f"error: no run in {args.results_dir}/runs; "
+    # Each run of runs/ (TensorBoard logs) is also written to curves/<run_name>.csv; a run whose folder is gone
+    # (large logs need not be kept) is read back from its CSV.
+    curves_dir = os.path.join(args.results_dir, "curves")
+    os.makedirs(curves_dir, exist_ok=True)
+    loaded = {}
+    for path in sorted(glob.glob(os.path.join(args.results_dir, "runs", "*", "args.yaml"))):
+        run_args, series = read_event_run(os.path.dirname(path))
+        name = os.path.basename(os.path.dirname(path))
+        write_curve_csv(os.path.join(curves_dir, f"{name}.csv"), run_args, series)
+        loaded[name] = (run_args, series)
+    for path in sorted(glob.glob(os.path.join(curves_dir, "*.csv"))):
+        loaded.setdefault(os.path.basename(path)[: -len(".csv")], read_curve_csv(path))
+    if not loaded:
+        raise SystemExit(f"error: no run in {args.results_dir}/runs or curves; "
                          f"run benchmark/run.py --results-dir {args.results_dir} first")
-    runs = [load_run(os.path.dirname(d), args) for d in run_dirs]
+    unfinished = sorted(name for name, (_, series) in loaded.items() if "charts/SPS" not in series)
+    if unfinished:
+        print(f"note: left out, no finished update yet: {', '.join(unfinished)}", file=sys.stderr)
+    runs = [load_run(run_args, series, name, args) for name, (run_args, series) in loaded.items()
+            if name not in unfinished]
     runs += [load_omnisafe_run(path, args) for path in glob.glob(os.path.join(args.results_dir, "omnisafe", "*", "seed-*",
                                                                           "progress.csv"))]
     runs.sort(key=lambda r: (r["env"], r["exp"], r["seed"]))
