@@ -807,7 +807,10 @@ def train(args: Args) -> dict:
     if workers > 1 and not dist.is_initialized():
         join_process_group(device)
     with stop_on_signals() as stop_signal:
-        return train_worker(args, checkpoint, device, stop_signal)
+        result = train_worker(args, checkpoint, device, stop_signal)
+    if world_size() > 1:
+        dist.barrier()  # every worker leaves together, once rank 0 has saved: none exits while another still works
+    return result
 
 
 def train_worker(args: Args, checkpoint: Optional[dict], device: torch.device, stop_signal: list) -> dict:
