@@ -1259,12 +1259,19 @@ def process_group_backend(device: torch.device) -> str:
     return "nccl" if device.type == "cuda" else "gloo"
 
 def join_process_group(device: torch.device):
-    """Joins the other torchrun workers, once per process. The group stays for later train() calls and is left
-    at exit: creating it a second time in one process can hang on the rendezvous keys of the first."""
+    """Joins the other torchrun workers, once per process: the group stays for later train() calls (creating it a
+    second time in one process can hang on the rendezvous keys of the first). leave_process_group ends it."""
     if device.type == "cuda":
         torch.cuda.set_device(device)  # before any collective: object collectives use the current device
     dist.init_process_group(process_group_backend(device))
-    atexit.register(dist.destroy_process_group)
+    atexit.register(leave_process_group)  # (for callers of train() that do not call it themselves)
+
+
+def leave_process_group():
+    """Destroys the process group, if there is one, while the interpreter is fully alive: gloo's threads, torn
+    down later at interpreter exit, can abort the process."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 class SilentWriter:
     """Stands in for the SummaryWriter on workers other than rank 0: only rank 0 logs."""
@@ -1440,6 +1447,8 @@ def main():
             sys.exit(130)  # the shell's code for a run stopped by a signal
     except UsageError as error:
         sys.exit(f"error: {error}")
+    finally:
+        leave_process_group()
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ if mode == "train":
                               checkpoint_every=3, normalize_reward=True)), "train")
     (checkpoint,) = glob.glob(os.path.join(out_dir, "runs", "*", "checkpoint.pt"))
     save(trpo.train(trpo.Args(resume=checkpoint)), "resume")
+    trpo.leave_process_group()
 else:
     dist.init_process_group("gloo")
     batch = torch.load(os.path.join(out_dir, "batch.pt"), weights_only=False)
