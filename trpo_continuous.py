@@ -52,7 +52,8 @@ class Args:
     eval_episodes: int = 10
     """number of episodes of a deterministic evaluation (after training with `--save-model`, or with `--eval-model`)"""
     eval_model: Optional[str] = None
-    """path of a saved `.model` file: skip training, evaluate it on `env_id` for `eval_episodes` episodes"""
+    """path of a saved `.model` file: skip training, evaluate it for `eval_episodes` episodes on its own env (or
+    on `env_id`, if given)"""
     config: Optional[str] = None
     """a yaml file of arguments (such as a run's `args.yaml`) used as defaults; flags on the command line override it"""
     checkpoint_every: int = 0
