@@ -76,5 +76,15 @@ case ${1:-} in
     RUN="$PYTHON benchmark/run.py --results-dir $RESULTS --workers 2"
     cont tianshou "$TIANSHOU" 0 HalfCheetah-v4 Hopper-v4
     $RUN --env-ids SafetyPointGoal1-v0 --seeds 1 2 --script-args="$T_4096 --exp-name t_4096 --total-timesteps 1000000" ;;
-  *) echo "usage: $0 screen-point|screen-rest|screen-point-2048|screen-point-4096|stage3|stage4" >&2; exit 2 ;;
+  # Stage 5, commit 8ee85bb's scripts (whose defaults are still OmniSafe's), one queue per core: Tianshou's setting
+  # on the whole continuous suite on 3 seeds, and today's defaults on the seeds that were missing.
+  stage5-point)
+    cont tianshou "$TIANSHOU" "1 2" SafetyPointGoal1-v0 ;;
+  stage5-rest)
+    cont tianshou "$TIANSHOU" 0 SafetyHalfCheetahVelocity-v1 Ant-v4
+    cont tianshou "$TIANSHOU" "1 2" HalfCheetah-v4 Hopper-v4 Pendulum-v1:200000 InvertedDoublePendulum-v4:300000
+    cont old_defaults "$OLD" "1 2" Pendulum-v1:200000 InvertedDoublePendulum-v4:300000
+    cont tianshou "$TIANSHOU" "1 2" SafetyHalfCheetahVelocity-v1 Ant-v4
+    cont old_defaults "$OLD" "1 2" Ant-v4 ;;
+  *) echo "usage: $0 screen-point|screen-rest|screen-point-2048|screen-point-4096|stage3|stage4|stage5-point|stage5-rest" >&2; exit 2 ;;
 esac
