@@ -68,35 +68,35 @@ class Args:
     Unset: SafetyPointGoal1-v0 for training, the model's own env with --eval-model"""
     total_timesteps: int = 1_000_000
     """total environment steps of the experiment (summed over the vectorized envs)"""
-    num_envs: int = 1
+    num_envs: int = 16
     """the number of environments stepped together"""
     async_envs: bool = False
     """if toggled, step each environment in its own process (worth it when the simulator is slow, e.g. Safety*)"""
-    num_steps: int = 20000
-    """the number of steps per environment in each rollout; one policy update per rollout"""
+    num_steps: int = 64
+    """the number of steps per environment in each rollout; one policy update per rollout (the defaults: 16 × 64 =
+    1024 steps per update, Tianshou's MuJoCo setting, the best of the README's defaults sweep)"""
     gamma: float = 0.99
     """the discount factor γ"""
     gae_lambda: float = 0.95
     """the λ of generalized advantage estimation"""
-    target_kl: float = 0.06
+    target_kl: float = 0.01
     """δ, the trust region: the largest mean KL(π_old ‖ π_new) per update, summed over action dimensions
-    (OmniSafe's and SB3-contrib's target_kl averages over dimensions: theirs × act_dim is ours; 0.06 is
-    OmniSafe's 0.01 on HalfCheetah's 6 dimensions, and the README's benchmark chose it)"""
+    (OmniSafe's and SB3-contrib's target_kl averages over dimensions: theirs × act_dim is ours)"""
     cg_iters: int = 15
     """the number of conjugate gradient iterations for x ≈ F⁻¹g"""
     cg_damping: float = 0.1
     """damping added to the Fisher matrix, (F + damping·I), for a stable conjugate gradient"""
     backtrack_coef: float = 0.8
     """the line search tries the step fractions backtrack_coef^i, i = 0, 1, ..."""
-    backtrack_iters: int = 15
+    backtrack_iters: int = 10
     """the maximum number of line-search steps before the update is rejected"""
     fvp_sample_freq: int = 1
     """the Fisher-vector product uses every fvp_sample_freq-th observation of the batch (1: all of them)"""
     critic_lr: float = 1e-3
     """the learning rate of the critic's Adam optimizer"""
-    update_epochs: int = 10
+    update_epochs: int = 20
     """the number of passes over the batch when fitting the critic"""
-    critic_minibatch_size: int = 125
+    critic_minibatch_size: int = 1024
     """the size of the critic's minibatches: each pass splits the batch into ceil(batch / size) minibatches of
     equal size (±1); a size of at least the batch is one full-batch step per pass"""
     critic_l2_coef: float = 1e-3
@@ -107,17 +107,17 @@ class Args:
     """if toggled, observations are standardized by running statistics (saved with the model)"""
     obs_clip: float = 5.0
     """standardized observations are clipped to [-obs_clip, obs_clip]"""
-    normalize_reward: bool = False
-    """if toggled, rewards are divided by a running standard deviation of the discounted return"""
-    log_std_init: float = 0.0
+    normalize_reward: bool = True
+    """rewards are divided by a running standard deviation of the discounted return (--no-normalize-reward: raw)"""
+    log_std_init: float = -0.5
     """the initial log standard deviation of the Gaussian policy (state independent)"""
     std_schedule: Optional[Tuple[float, float]] = None
     """START END: before each rollout, set σ = START + (END − START)·k/(K − 1) in iteration k = 0..K−1, for all
     action dimensions (OmniSafe's exploration_noise_anneal over its std_range); the TRPO step still moves σ
     within an update. Unset (the default): σ is learned from log_std_init"""
-    anneal_lr: bool = False
-    """if toggled, the critics' learning rate decays linearly from critic_lr to 0 over the run (OmniSafe's
-    linear_lr_decay)"""
+    anneal_lr: bool = True
+    """the critics' learning rate decays linearly from critic_lr to 0 over the run (OmniSafe's linear_lr_decay;
+    --no-anneal-lr: constant)"""
 
     # Networks
     hidden_sizes: Tuple[int, ...] = (64, 64)

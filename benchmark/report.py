@@ -14,7 +14,9 @@ one epoch's episodes (about 20), so they are not averaged again.
 return / cost: the mean over the last `window` episodes (the window of the console and of train());
 eval: the mean return of the deterministic evaluation that `--save-model` runs; steps to threshold: the
 first step at which the moving mean return reaches the env's threshold; "return at S": the moving mean at
-S = k/curve_points of the env's total_timesteps, k = 1, 2, ...: a coarse learning curve in numbers."""
+S = k/curve_points of the env's total_timesteps, k = 1, 2, ...: a coarse learning curve in numbers; over limit: for
+a run with a --cost-limit, the fraction of its episodes after the first `over_limit_after` steps whose cost
+exceeds the limit (OmniSafe's: of its epochs' mean costs). Runs with a Lagrange multiplier get a third panel, λ."""
 import csv
 import glob
 import json
@@ -60,6 +62,8 @@ class Args:
     """report the moving mean return (and cost) after each 1/curve_points of the env's total_timesteps"""
     window: int = 20
     """the number of most recent episodes averaged"""
+    over_limit_after: int = 200_000
+    """the fraction of episodes over the cost limit counts the episodes after this many steps"""
 
 
 def scalars(accumulator: EventAccumulator, tag: str):
@@ -79,7 +83,8 @@ def moving_mean_at(steps: np.ndarray, values: np.ndarray, at_steps, window: int)
         return np.where(counts > 0, (cumulative[counts] - cumulative[starts]) / (counts - starts), np.nan)
 
 
-CURVE_TAGS = ["charts/episodic_return", "charts/episodic_cost", "charts/SPS", "eval/episodic_return"]
+CURVE_TAGS = ["charts/episodic_return", "charts/episodic_cost", "charts/SPS", "eval/episodic_return",
+              "charts/lagrange_multiplier"]
 
 
 def read_event_run(run_dir: str) -> tuple:
@@ -124,6 +129,7 @@ def load_run(run_args: dict, series: dict, name: str, args: Args) -> dict:
     cost_steps, costs, _ = series.get("charts/episodic_cost", empty)
     sps_steps, sps, sps_walls = series.get("charts/SPS", empty)
     _, eval_returns, _ = series.get("eval/episodic_return", empty)
+    multiplier_steps, multipliers, _ = series.get("charts/lagrange_multiplier", empty)
     if len(sps_steps) == 0:
         raise SystemExit(f"error: {name} has no finished update (no charts/SPS); is the run finished?")
     reached = None
@@ -136,11 +142,18 @@ def load_run(run_args: dict, series: dict, name: str, args: Args) -> dict:
     first_wall = min(walls[0] for _, _, walls in series.values())
     return {"env": run_args["env_id"], "exp": run_args["exp_name"], "seed": run_args["seed"], "steps": last_step,
             "budget": run_args["total_timesteps"], "window": args.window, "cost_limit": run_args.get("cost_limit"),
-            "episodes": (steps, returns, cost_steps, costs),
+            "episodes": (steps, returns, cost_steps, costs), "multiplier": (multiplier_steps, multipliers),
+            "over_limit": over_limit(cost_steps, costs, run_args.get("cost_limit"), args.over_limit_after),
             "return": moving_mean_at(steps, returns, [last_step], args.window)[0],
             "cost": moving_mean_at(cost_steps, costs, [last_step], args.window)[0],
             "eval": eval_returns.mean() if len(eval_returns) else float("nan"), "reached": reached, "sps": sps[-1],
             "wall_min": (sps_walls[-1] - first_wall) / 60}
+
+
+def over_limit(steps: np.ndarray, costs: np.ndarray, cost_limit, after: int) -> float:
+    """The fraction of the episodes logged after `after` steps whose cost exceeds cost_limit (nan without a limit)."""
+    late = costs[steps > after]
+    return float(np.mean(late > cost_limit)) if cost_limit is not None and len(late) else float("nan")
 
 
 def load_omnisafe_run(progress_csv: str, args: Args) -> dict:
@@ -154,6 +167,7 @@ def load_omnisafe_run(progress_csv: str, args: Args) -> dict:
     steps = np.array([float(row["TotalEnvSteps"]) for row in rows])
     returns = np.array([float(row["Metrics/EpRet"]) for row in rows])
     costs = np.array([float(row["Metrics/EpCost"]) for row in rows])
+    multipliers = np.array([float(row["Metrics/LagrangeMultiplier"]) for row in rows if "Metrics/LagrangeMultiplier" in row])
     reached = None
     if config["env_id"] in args.thresholds:
         above = np.flatnonzero(returns >= args.thresholds[config["env_id"]])
@@ -163,24 +177,28 @@ def load_omnisafe_run(progress_csv: str, args: Args) -> dict:
     return {"env": config["env_id"], "exp": f"omnisafe-{config['algo']}", "seed": config["seed"],
             "steps": int(steps[-1]), "budget": config["train_cfgs"]["total_steps"], "window": 1,
             "cost_limit": lagrange.get("cost_limit"), "episodes": (steps, returns, steps, costs),
+            "multiplier": (steps[: len(multipliers)], multipliers),
+            "over_limit": over_limit(steps, costs, lagrange.get("cost_limit"), args.over_limit_after),
             "return": returns[-1], "cost": costs[-1], "eval": float("nan"), "reached": reached,
             "sps": steps[-1] / wall, "wall_min": wall / 60}
 
 
-def mean_std(values) -> str:
+def mean_std(values, digits: int = 1) -> str:
     """mean ± std over the runs that have a value; "(k of n)" when some do not."""
     values = np.asarray(values, float)
     known = int((~np.isnan(values)).sum())
     if known == 0:
         return "-"
     some = f" ({known} of {len(values)})" if known < len(values) else ""
-    return f"{np.nanmean(values):.1f} ± {np.nanstd(values):.1f}{some}"
+    return f"{np.nanmean(values):.{digits}f} ± {np.nanstd(values):.{digits}f}{some}"
 
 
 def env_tables(runs: list, args: Args) -> list:
     """Markdown lines for one env: a row per (exp_name, seed), a row per exp_name over its seeds, the published results."""
     with_cost = any(not np.isnan(r["cost"]) for r in runs)
-    header = ["exp_name", "seed", "steps", "return"] + ["cost"] * with_cost + ["eval return"]
+    with_limit = any(not np.isnan(r["over_limit"]) for r in runs)
+    over = f"over limit after {args.over_limit_after}"
+    header = ["exp_name", "seed", "steps", "return"] + ["cost"] * with_cost + [over] * with_limit + ["eval return"]
     threshold = args.thresholds.get(runs[0]["env"])
     header += [f"steps to {threshold:g}"] if threshold is not None else []
     header += ["SPS", "wall (min)"]
@@ -192,17 +210,19 @@ def env_tables(runs: list, args: Args) -> list:
         steps, returns, cost_steps, costs = r["episodes"]
         curve = zip(moving_mean_at(steps, returns, at, r["window"]), moving_mean_at(cost_steps, costs, at, r["window"]))
         cells = [r["exp"], r["seed"], r["steps"], f"{r['return']:.1f}"] + [f"{r['cost']:.1f}"] * with_cost
+        cells += [f"{r['over_limit']:.2f}" if not np.isnan(r["over_limit"]) else "-"] * with_limit
         cells += [f"{r['eval']:.1f}" if not np.isnan(r["eval"]) else "-"]
         cells += [r["reached"] if r["reached"] is not None else "not reached"] * (threshold is not None)
         cells += [f"{r['sps']:.0f}", f"{r['wall_min']:.1f}"]
         cells += [f"{ret:.1f}" + f" ({cost:.1f})" * with_cost if s <= r["budget"] else "-" for s, (ret, cost) in zip(at, curve)]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
-    lines += ["", "| exp_name | seeds | steps | return | " + "cost | " * with_cost + "eval return | SPS | wall (min) |",
-              "|---|---|---|---|" + "---|" * with_cost + "---|---|---|"]
+    lines += ["", "| exp_name | seeds | steps | return | " + "cost | " * with_cost + f"{over} | " * with_limit
+              + "eval return | SPS | wall (min) |", "|---|---|---|---|" + "---|" * (with_cost + with_limit) + "---|---|---|"]
     for exp in sorted({r["exp"] for r in runs}):
         group = [r for r in runs if r["exp"] == exp]
         cells = [exp, len(group), max(r["steps"] for r in group), mean_std([r["return"] for r in group])]
-        cells += [mean_std([r["cost"] for r in group])] * with_cost + [mean_std([r["eval"] for r in group])]
+        cells += [mean_std([r["cost"] for r in group])] * with_cost
+        cells += [mean_std([r["over_limit"] for r in group], digits=2)] * with_limit + [mean_std([r["eval"] for r in group])]
         cells += [f"{np.mean([r['sps'] for r in group]):.0f}", f"{np.mean([r['wall_min'] for r in group]):.1f}"]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     lines += ["", "Published: " + ("; ".join(PUBLISHED[runs[0]["env"]]) if runs[0]["env"] in PUBLISHED else "none listed.")]
@@ -210,28 +230,34 @@ def env_tables(runs: list, args: Args) -> list:
 
 
 def plot_env(runs: list, path: str, window: int):
-    """Return (and cost) against steps: per exp_name, the mean moving return over seeds ± one std."""
+    """Return (and cost, and λ) against steps: per exp_name, the mean over seeds ± one std of the moving mean
+    return and cost, and of the Lagrange multiplier where the runs have one."""
     with_cost = any(not np.isnan(r["cost"]) for r in runs)
-    fig, axes = plt.subplots(1, 1 + with_cost, figsize=(6 + 5 * with_cost, 4), squeeze=False)
+    with_multiplier = any(len(r["multiplier"][1]) for r in runs)
+    panels = 1 + with_cost + with_multiplier
+    fig, axes = plt.subplots(1, panels, figsize=(1 + 5 * panels, 4), squeeze=False)
     grid = np.linspace(0, max(r["steps"] for r in runs), 200)
     for exp in sorted({r["exp"] for r in runs}):
         group = [r for r in runs if r["exp"] == exp]
-        for ax, (steps_i, values_i), label in zip(axes[0], [(0, 1), (2, 3)], ["return", "cost"]):
-            curves = np.array([moving_mean_at(r["episodes"][steps_i], r["episodes"][values_i], grid, r["window"])
-                               for r in group])
-            if np.isnan(curves).all():
+        curves = {"return": [moving_mean_at(r["episodes"][0], r["episodes"][1], grid, r["window"]) for r in group],
+                  "cost": [moving_mean_at(r["episodes"][2], r["episodes"][3], grid, r["window"]) for r in group],
+                  "λ": [np.interp(grid, *r["multiplier"], left=np.nan) if len(r["multiplier"][1]) else grid * np.nan
+                        for r in group]}
+        for ax, label in zip(axes[0], ["return", "cost", "λ"][:1 + with_cost] + ["λ"] * with_multiplier):
+            values = np.array(curves[label])
+            if np.isnan(values).all():
                 continue
             with warnings.catch_warnings():  # before the first episode ends, a grid point has no value
                 warnings.simplefilter("ignore", RuntimeWarning)
-                mean, std = np.nanmean(curves, axis=0), np.nanstd(curves, axis=0)
+                mean, std = np.nanmean(values, axis=0), np.nanstd(values, axis=0)
             (line,) = ax.plot(grid, mean, label=f"{exp} ({len(group)} seed{'s' * (len(group) > 1)})")
             ax.fill_between(grid, mean - std, mean + std, color=line.get_color(), alpha=0.2)
             if label == "cost" and group[0]["cost_limit"] is not None:
                 ax.axhline(group[0]["cost_limit"], color=line.get_color(), linestyle="--", linewidth=1)
             ax.set_xlabel("environment steps")
-            ax.set_ylabel(f"episodic {label} (mean of last {window} episodes)")
+            ax.set_ylabel("Lagrange multiplier λ" if label == "λ" else f"episodic {label} (mean of last {window} episodes)")
             ax.grid(alpha=0.3)
-    axes[0][0].legend()
+    axes[0][0].legend(fontsize="small")
     fig.suptitle(runs[0]["env"])
     fig.tight_layout()
     fig.savefig(path, dpi=100)

@@ -8,8 +8,8 @@
 (a) raw: the same vectorized envs as training (the script's own `make_vector_env`) stepped with random
 actions; (b) training: `train()` with the script's defaults for this env and vectorization. The raw
 simulator is measured before and after training and averaged, so that a machine whose speed drifts
-affects both sides alike. Prints training SPS / raw SPS. With --peers (one env only), also (c) SB3-contrib's
-and OmniSafe's TRPO on the same task with the same batch, conjugate-gradient iterations and critic passes
+affects both sides alike. Prints training SPS / raw SPS. With --peers (sync envs), also (c) SB3-contrib's
+and OmniSafe's TRPO on the same task with the same envs, batch, conjugate-gradient iterations and critic passes
 (benchmark/peers/*_trpo.py, each in its own virtual environment), and prints our SPS over theirs.
 With --workers N, also (d) the same training under `torchrun --nproc_per_node N` (data-parallel workers,
 each with num_envs envs and the same global batch), and prints its SPS over the one-process SPS and the
@@ -42,8 +42,8 @@ class Args:
     """the environment id"""
     script: str = "trpo_continuous"
     """the script whose `make_vector_env` and `train` are measured (trpo_continuous or trpo_discrete)"""
-    num_envs: int = 1
-    """the number of environments, for both measurements"""
+    num_envs: Optional[int] = None
+    """the number of environments, for every measurement (default: the script's own default)"""
     async_envs: bool = False
     """if toggled, one process per environment, for both measurements"""
     total_timesteps: int = 100_000
@@ -53,7 +53,7 @@ class Args:
     raw_steps: int = 20_000
     """environment steps of each raw-simulator measurement"""
     peers: bool = False
-    """if toggled, also measure SB3-contrib's and OmniSafe's TRPO (one env; SB3-contrib not on Safety* ids)"""
+    """if toggled, also measure SB3-contrib's and OmniSafe's TRPO at the same settings (SB3-contrib not on Safety* ids)"""
     workers: int = 1
     """if above 1, also measure training with this many torchrun workers"""
     breakdown: bool = False
@@ -122,15 +122,19 @@ def update_seconds(module, script_args) -> tuple:
     return policy, time.perf_counter() - start
 
 
-def peer_sps(key: str, args: Args, num_steps: int, minibatch_size: int, target_kl: float) -> float:
-    """Training SPS of one peer's TRPO, run by its script in its own virtual environment."""
+def peer_sps(key: str, args: Args, script_args) -> float:
+    """Training SPS of one peer's TRPO at our settings, run by its script in its own virtual environment."""
     python = os.path.join(REPO, "benchmark", "peers", f".venv-{key}", "bin", "python")
     if not os.path.exists(python):
         raise SystemExit(f"error: {python} is missing; run: bash benchmark/peers/setup.sh")
     command = [python, os.path.join(REPO, "benchmark", "peers", f"{key}_trpo.py"), "--env-id", args.env_id,
-               "--total-timesteps", str(args.total_timesteps), "--num-steps", str(num_steps),
-               "--minibatch-size", str(minibatch_size)]
-    command += ["--target-kl", str(target_kl)] if key == "sb3" else []
+               "--total-timesteps", str(args.total_timesteps), "--num-envs", str(script_args.num_envs),
+               "--num-steps", str(script_args.num_steps), "--minibatch-size", str(script_args.critic_minibatch_size),
+               "--update-epochs", str(script_args.update_epochs), "--target-kl", str(script_args.target_kl)]
+    command += ["--normalize-reward"] * script_args.normalize_reward + ["--anneal-lr"] * script_args.anneal_lr
+    if key == "sb3":  # OmniSafe has no option for these two
+        command += ["--no-normalize-reward"] * (not script_args.normalize_reward) + ["--no-anneal-lr"] * (not script_args.anneal_lr)
+        command += ["--backtrack-iters", str(script_args.backtrack_iters), "--log-std-init", str(script_args.log_std_init)]
     output = subprocess.run(command, capture_output=True, text=True).stdout
     found = re.findall(r"^SPS (\d+)$", output, re.MULTILINE)
     if not found:
@@ -141,7 +145,7 @@ def peer_sps(key: str, args: Args, num_steps: int, minibatch_size: int, target_k
 def torchrun_sps(args: Args, script_args, workers: int) -> float:
     """Training SPS with `workers` data-parallel processes (rank 0's last progress line)."""
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(workers),
-               os.path.join(REPO, f"{args.script}.py"), "--env-id", args.env_id, "--num-envs", str(args.num_envs),
+               os.path.join(REPO, f"{args.script}.py"), "--env-id", args.env_id, "--num-envs", str(script_args.num_envs),
                "--total-timesteps", str(args.total_timesteps), "--num-steps", str(script_args.num_steps),
                "--exp-name", "speed"] + ["--async-envs"] * args.async_envs
     done = subprocess.run(command, capture_output=True, text=True)
@@ -152,18 +156,19 @@ def torchrun_sps(args: Args, script_args, workers: int) -> float:
 
 
 def main(args: Args):
-    if args.peers and (args.num_envs != 1 or args.async_envs or args.script != "trpo_continuous"):
-        raise SystemExit("error: --peers measures trpo_continuous with one env: drop --script, --num-envs, --async-envs")
+    if args.peers and (args.async_envs or args.script != "trpo_continuous"):
+        raise SystemExit("error: --peers measures trpo_continuous with sync envs: drop --script and --async-envs")
     if args.workers < 1:
         raise SystemExit(f"error: --workers must be positive, got {args.workers}")
-    if args.raw_steps < args.num_envs:
-        raise SystemExit(f"error: --raw-steps must be at least --num-envs ({args.num_envs}), got {args.raw_steps}")
     if args.script not in ("trpo_continuous", "trpo_discrete"):
         raise SystemExit(f"error: --script must be trpo_continuous or trpo_discrete, not {args.script}")
     module = importlib.import_module(args.script)
-    script_args = dataclasses.replace(module.Args(), env_id=args.env_id, num_envs=args.num_envs,
-                                      async_envs=args.async_envs, total_timesteps=args.total_timesteps,
-                                      exp_name="speed")
+    script_args = dataclasses.replace(module.Args(), env_id=args.env_id, async_envs=args.async_envs,
+                                      total_timesteps=args.total_timesteps, exp_name="speed")
+    if args.num_envs is not None:
+        script_args = dataclasses.replace(script_args, num_envs=args.num_envs)
+    if args.raw_steps < script_args.num_envs:
+        raise SystemExit(f"error: --raw-steps must be at least the number of envs ({script_args.num_envs})")
     if args.num_steps is not None:
         script_args = dataclasses.replace(script_args, num_steps=args.num_steps)
     try:  # the script's own checks: env id, action space, sizes
@@ -177,14 +182,14 @@ def main(args: Args):
         training = module.train(script_args)["sps"]
         raw_after = raw_sps(module, script_args, args.raw_steps)
         raw = (raw_before + raw_after) / 2
-        print(f"{args.env_id}, {args.num_envs} env(s){' async' if args.async_envs else ''}: "
+        print(f"{args.env_id}, {script_args.num_envs} env(s) × {script_args.num_steps} steps{' async' if args.async_envs else ''}: "
               f"raw {raw:.0f} SPS (before {raw_before:.0f}, after {raw_after:.0f}), training {training} SPS, "
               f"training / raw = {training / raw:.2f}", flush=True)
         for name, key in PEERS.items() if args.peers else []:
             if key == "sb3" and args.env_id.startswith("Safety"):
                 print(f"{name}: not run (its environment has no Safety-Gymnasium)")
                 continue
-            theirs = peer_sps(key, args, script_args.num_steps, script_args.critic_minibatch_size, script_args.target_kl)
+            theirs = peer_sps(key, args, script_args)
             print(f"{name} TRPO: {theirs:.0f} SPS; ours / theirs = {training / theirs:.2f}", flush=True)
         if args.workers > 1:
             parallel = torchrun_sps(args, script_args, args.workers)

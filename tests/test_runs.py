@@ -1,6 +1,7 @@
 """Both scripts as researchers run them: short training runs, logging, saving, evaluation, bad input."""
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -64,6 +65,17 @@ def test_run_writes_args_yaml_that_config_reads_back(script, in_tmp):
     assert (args.env_id, args.target_kl, args.num_steps) == (script.tiny_env, 0.005, 400)
     args = script.module.parse_args(["--config", str(path), "--target-kl", "0.03"])  # a flag overrides the file
     assert (args.target_kl, args.num_steps) == (0.03, 400)
+
+
+def test_omnisafe_preset_loads_omnisafe_settings():
+    """benchmark/presets/omnisafe.yaml is one flag away from OmniSafe's TRPO: every key an Args field, its values
+    OmniSafe's (target_kl in our summed units for 6 action dimensions)."""
+    preset = Path(__file__).parent.parent / "benchmark" / "presets" / "omnisafe.yaml"
+    args = trpo_continuous.parse_args(["--config", str(preset), "--env-id", "Pendulum-v1"])
+    assert (args.num_envs, args.num_steps, args.critic_minibatch_size, args.update_epochs) == (1, 20000, 128, 10)
+    assert (args.target_kl, args.cg_iters, args.backtrack_iters, args.weight_init) == (0.06, 15, 15, "pytorch")
+    assert not args.normalize_reward and not args.anneal_lr and args.log_std_init == 0.0
+    assert args.hidden_sizes == (64, 64) and args.env_id == "Pendulum-v1"
 
 
 def deterministic_action(script, agent, x, env):

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# TRPO-Lagrangian (issue: safe RL that holds the limit and still learns): each multiplier update (gradient, adam,
+# pid), with and without the cost-aware line search, cost limit 25, 1M steps, at the scripts' defaults; OmniSafe's
+# TRPOLag and TRPOPID at their own defaults beside them. Into benchmark/results/safe, then report.py.
+#   bash benchmark/safe_rl.sh halfcheetah            # SafetyHalfCheetahVelocity-v1, 3 seeds (about 4 min a run)
+#   bash benchmark/safe_rl.sh omnisafe-halfcheetah   # after bash benchmark/peers/setup.sh (about 10 min a run)
+#   bash benchmark/safe_rl.sh point                  # SafetyPointGoal1-v0 (about 30 to 40 min a run)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-.venv/bin/python}
+RESULTS=${RESULTS:-benchmark/results/safe}
+RUN="$PYTHON benchmark/run.py --results-dir $RESULTS --workers ${WORKERS:-1}"
+OMNISAFE="benchmark/peers/.venv-omnisafe/bin/python benchmark/peers/omnisafe_trpo.py --total-timesteps 1000000"
+
+ours() {  # ours ENV "SEEDS": the six settings
+  for update in gradient adam pid; do
+    $RUN --env-ids "$1" --seeds $2 --script-args="--cost-limit 25 --lagrange-update $update --exp-name lag_$update"
+    $RUN --env-ids "$1" --seeds $2 --script-args="--cost-limit 25 --lagrange-update $update --cost-line-search \
+      --exp-name lag_${update}_search"
+  done
+}
+omnisafe() {  # omnisafe ENV "SEEDS" ALGO...
+  local env=$1 seeds=$2; shift 2
+  for algo in "$@"; do
+    for seed in $seeds; do
+      $OMNISAFE --algo "$algo" --env-id "$env" --seed "$seed" --log-dir "$RESULTS/omnisafe" > /dev/null
+    done
+  done
+}
+
+case ${1:-} in
+  halfcheetah) ours SafetyHalfCheetahVelocity-v1 "0 1 2" ;;
+  omnisafe-halfcheetah) omnisafe SafetyHalfCheetahVelocity-v1 "0 1 2" TRPOLag TRPOPID ;;
+  point) ours SafetyPointGoal1-v0 "0 1 2" ;;
+  omnisafe-point) omnisafe SafetyPointGoal1-v0 "0 1 2" TRPOLag TRPOPID ;;
+  *) echo "usage: $0 halfcheetah|omnisafe-halfcheetah|point|omnisafe-point" >&2; exit 2 ;;
+esac
+$PYTHON benchmark/report.py "$RESULTS" > /dev/null
