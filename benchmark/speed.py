@@ -189,6 +189,9 @@ def main(args: Args):
             if key == "sb3" and args.env_id.startswith("Safety"):
                 print(f"{name}: not run (its environment has no Safety-Gymnasium)")
                 continue
+            if key == "omnisafe" and not args.env_id.startswith("Safety") and script_args.num_envs > 1:
+                print(f"{name}: not run (its Gymnasium MuJoCo envs run one env only: --num-envs 1)")
+                continue
             theirs = peer_sps(key, args, script_args)
             print(f"{name} TRPO: {theirs:.0f} SPS; ours / theirs = {training / theirs:.2f}", flush=True)
         if args.workers > 1:

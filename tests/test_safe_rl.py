@@ -119,8 +119,8 @@ def test_network_options_train_save_and_evaluate(trpo, in_tmp):
 
 def test_lagrangian_on_a_safety_gymnasium_task(in_tmp):
     result = trpo_continuous.train(trpo_continuous.Args(
-        env_id="SafetyPointGoal1-v0", total_timesteps=2000, num_steps=1000, critic_minibatch_size=100, update_epochs=2,
-        cg_iters=5, cost_limit=0.0))
+        env_id="SafetyPointGoal1-v0", total_timesteps=2000, num_envs=1, num_steps=1000, critic_minibatch_size=100,
+        update_epochs=2, cg_iters=5, cost_limit=0.0))
     scalars = read_scalars(in_tmp / "runs" / result["run_name"])
     assert result["global_step"] == 2000 and len(scalars["charts/lagrange_multiplier"]) == 2
     assert result["lagrange_multiplier"] > 0  # a random PointGoal1 policy touches hazards in every episode

@@ -42,6 +42,7 @@ def dataclass_with_array_defaults(cls=None, /, **kwargs):
 
 
 dataclasses.dataclass = dataclass_with_array_defaults
+import gymnasium  # noqa: E402
 import omnisafe  # noqa: E402
 import safety_gymnasium  # noqa: E402
 
@@ -52,8 +53,8 @@ algo_cfgs = {"steps_per_epoch": num_envs * args.num_steps if args.num_steps else
              "batch_size": args.minibatch_size, "update_iters": args.update_epochs,
              "reward_normalize": args.normalize_reward or None}
 if args.target_kl is not None:  # OmniSafe averages the KL over action dimensions
-    import gymnasium
-    algo_cfgs["target_kl"] = args.target_kl / gymnasium.spaces.flatdim(safety_gymnasium.make(args.env_id).action_space)
+    make = safety_gymnasium.make if args.env_id.startswith("Safety") else gymnasium.make
+    algo_cfgs["target_kl"] = args.target_kl / gymnasium.spaces.flatdim(make(args.env_id).action_space)
 custom_cfgs = {
     "seed": args.seed,
     "train_cfgs": {"total_steps": args.total_timesteps, "vector_env_nums": num_envs, "torch_threads": 1, "device": "cpu"},
