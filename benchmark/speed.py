@@ -201,8 +201,8 @@ def main(args: Args):
         if args.breakdown:
             reset, step = simulator_seconds(module, script_args)
             policy, critic = update_seconds(module, script_args)
-            steps = script_args.num_steps
-            print(f"one iteration ({steps} steps per env): the simulator's steps {steps * step:.2f} s "
+            steps = script_args.num_steps * script_args.num_envs
+            print(f"one iteration ({steps} steps in all): the simulator's steps {steps * step:.2f} s "
                   f"({step * 1e3:.3f} ms each) and a reset {reset:.2f} s per episode; policy update {policy:.2f} s; "
                   f"critic update {critic:.2f} s", flush=True)
         os.chdir(start_dir)
