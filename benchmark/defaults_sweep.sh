@@ -89,5 +89,10 @@ case ${1:-} in
     cont tianshou "$TIANSHOU" "1 2" HalfCheetah-v4 Hopper-v4 Pendulum-v1:200000 InvertedDoublePendulum-v4:300000
     cont old_defaults "$OLD" "1 2" Pendulum-v1:200000 InvertedDoublePendulum-v4:300000
     cont tianshou "$TIANSHOU" "1 2" SafetyHalfCheetahVelocity-v1 ;;
-  *) echo "usage: $0 screen-point|screen-rest|screen-point-2048|screen-point-4096|stage3|stage4|stage5-point|stage5-rest" >&2; exit 2 ;;
+  # Stage 6, commit 03cbb47's scripts (the new defaults): stage 5 showed late collapses at the defaults (IDP, Pendulum,
+  # a HalfCheetah evaluation) and two Hopper seeds stuck near 400. Does the critic's learning rate decaying to 0
+  # (--anneal-lr, a stale critic under a policy that still moves) cause them? The defaults without it.
+  stage6)
+    cont no_anneal "--no-anneal-lr" "0 1 2" Pendulum-v1:200000 InvertedDoublePendulum-v4:300000 Hopper-v4 ;;
+  *) echo "usage: $0 screen-point|screen-rest|screen-point-2048|screen-point-4096|stage3|stage4|stage5-point|stage5-rest|stage6" >&2; exit 2 ;;
 esac
