@@ -62,7 +62,9 @@ class Args:
     """path of a `checkpoint.pt`: continue that run (its arguments, TensorBoard folder and step count; other
     flags are ignored)"""
 
-    # Algorithm specific arguments
+    # Algorithm specific arguments. The defaults are the README's defaults sweep's choice (Tianshou's MuJoCo setting);
+    # they depart from OmniSafe's (the spec's) in the batch, the critic's schedule, reward scaling, log σ₀, target_kl
+    # and the line search's length. OmniSafe's values: --config benchmark/presets/omnisafe.yaml.
     env_id: Optional[str] = None
     """the id of the environment: any Gymnasium id with a Box action space, or a Safety-Gymnasium id (`Safety*`).
     Unset: SafetyPointGoal1-v0 for training, the model's own env with --eval-model"""
@@ -74,7 +76,7 @@ class Args:
     """if toggled, step each environment in its own process (worth it when the simulator is slow, e.g. Safety*)"""
     num_steps: int = 64
     """the number of steps per environment in each rollout; one policy update per rollout (the defaults: 16 × 64 =
-    1024 steps per update, Tianshou's MuJoCo setting, the best of the README's defaults sweep)"""
+    1024 steps per update)"""
     gamma: float = 0.99
     """the discount factor γ"""
     gae_lambda: float = 0.95
@@ -89,7 +91,7 @@ class Args:
     backtrack_coef: float = 0.8
     """the line search tries the step fractions backtrack_coef^i, i = 0, 1, ..."""
     backtrack_iters: int = 10
-    """the maximum number of line-search steps before the update is rejected"""
+    """the maximum number of line-search steps before the update is rejected (OmniSafe's: 15)"""
     fvp_sample_freq: int = 1
     """the Fisher-vector product uses every fvp_sample_freq-th observation of the batch (1: all of them)"""
     critic_lr: float = 1e-3
