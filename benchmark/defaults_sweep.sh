@@ -97,11 +97,10 @@ case ${1:-} in
   # Stage 7, commit b79c0e1's scripts (the defaults of 03cbb47), one queue per core: stage 6's candidate on the rest
   # of the suite, and Ant-v4's seeds 1 and 2 at the defaults, which stage 5 left out.
   stage7-point)
-    cont no_anneal "--no-anneal-lr" "0 1" SafetyPointGoal1-v0 ;;
+    cont no_anneal "--no-anneal-lr" "0 1 2" SafetyPointGoal1-v0 ;;
   stage7-rest)
     cont no_anneal "--no-anneal-lr" "0 1 2" HalfCheetah-v4
     cont tianshou "$TIANSHOU" "1 2" Ant-v4
-    cont no_anneal "--no-anneal-lr" "0 1 2" Ant-v4 SafetyHalfCheetahVelocity-v1
-    cont no_anneal "--no-anneal-lr" 2 SafetyPointGoal1-v0 ;;
+    cont no_anneal "--no-anneal-lr" "0 1 2" Ant-v4 SafetyHalfCheetahVelocity-v1 ;;
   *) echo "usage: $0 screen-point|screen-rest|screen-point-2048|screen-point-4096|stage3|stage4|stage5-point|stage5-rest|stage6|stage7-point|stage7-rest" >&2; exit 2 ;;
 esac
