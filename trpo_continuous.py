@@ -117,9 +117,10 @@ class Args:
     """START END: before each rollout, set σ = START + (END − START)·k/(K − 1) in iteration k = 0..K−1, for all
     action dimensions (OmniSafe's exploration_noise_anneal over its std_range); the TRPO step still moves σ
     within an update. Unset (the default): σ is learned from log_std_init"""
-    anneal_lr: bool = True
-    """the critics' learning rate decays linearly from critic_lr to 0 over the run (OmniSafe's linear_lr_decay;
-    --no-anneal-lr: constant)"""
+    anneal_lr: bool = False
+    """if toggled, the critics' learning rate decays linearly from critic_lr to 0 over the run (OmniSafe's
+    linear_lr_decay). Off by default: a critic that stops learning while the policy still moves let runs collapse
+    late in the defaults sweep"""
 
     # Networks
     hidden_sizes: Tuple[int, ...] = (64, 64)

@@ -34,7 +34,9 @@ case ${1:-} in
   halfcheetah) ours SafetyHalfCheetahVelocity-v1 "0 1 2" ;;
   omnisafe-halfcheetah) omnisafe SafetyHalfCheetahVelocity-v1 "0 1 2" TRPOLag TRPOPID ;;
   point) ours SafetyPointGoal1-v0 "0 1 2" ;;
+  point-gradient)  # the default multiplier update alone, on the seeds given (default 0 1 2)
+    $RUN --env-ids SafetyPointGoal1-v0 --seeds ${2:-0 1 2} --script-args="--cost-limit 25 --exp-name lag_gradient" ;;
   omnisafe-point) omnisafe SafetyPointGoal1-v0 "0 1 2" TRPOLag TRPOPID ;;
-  *) echo "usage: $0 halfcheetah|omnisafe-halfcheetah|point|omnisafe-point" >&2; exit 2 ;;
+  *) echo "usage: $0 halfcheetah|omnisafe-halfcheetah|point|point-gradient [SEEDS]|omnisafe-point" >&2; exit 2 ;;
 esac
 $PYTHON benchmark/report.py "$RESULTS" > /dev/null

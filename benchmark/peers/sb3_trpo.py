@@ -19,7 +19,7 @@ parser.add_argument("--target-kl", type=float, default=0.01, help="our target_kl
 parser.add_argument("--backtrack-iters", type=int, default=10)
 parser.add_argument("--log-std-init", type=float, default=-0.5)
 parser.add_argument("--normalize-reward", action=argparse.BooleanOptionalAction, default=True)
-parser.add_argument("--anneal-lr", action=argparse.BooleanOptionalAction, default=True)
+parser.add_argument("--anneal-lr", action=argparse.BooleanOptionalAction, default=False)
 args = parser.parse_args()
 
 torch.set_num_threads(1)
