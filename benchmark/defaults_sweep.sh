@@ -4,9 +4,10 @@
 # two queues side by side (one core each) where a stage has two:
 #   bash benchmark/defaults_sweep.sh screen-point     # and screen-rest: stage 1, the screen on seed 0
 #   bash benchmark/defaults_sweep.sh stage5-point     # and stage5-rest: the finalist on the suite, 3 seeds
-# Each candidate is a set of flags; exp_name names it (tianshou: the defaults since commit 03cbb47). The committed
-# runs were made with commit 2a0117d's scripts and later ones (each stage names its commit),
-# whose --num-minibatches K gave the same minibatches as --critic-minibatch-size batch/K here (1, 8 and 16).
+# Each candidate is a set of flags; exp_name names it (no_anneal: the defaults since commit 4c21e92; tianshou:
+# those from 03cbb47 to 4c21e92). The committed runs were made with commit 2a0117d's scripts and later ones (each
+# stage names its commit), whose --num-minibatches K gave the same minibatches as --critic-minibatch-size
+# batch/K here (1, 8 and 16).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}
