@@ -16,7 +16,9 @@ eval: the mean return of the deterministic evaluation that `--save-model` runs; 
 first step at which the moving mean return reaches the env's threshold; "return at S": the moving mean at
 S = k/curve_points of the env's total_timesteps, k = 1, 2, ...: a coarse learning curve in numbers; over limit: for
 a run with a --cost-limit, the fraction of its episodes after the first `over_limit_after` steps whose cost
-exceeds the limit (OmniSafe's: of its epochs' mean costs). Runs with a Lagrange multiplier get a third panel, λ."""
+exceeds the limit (OmniSafe's: of its epochs' mean costs), and their mean cost ("cost after": unlike the last
+window's, it does not depend on where λ's oscillation stands at the end). Runs with a Lagrange multiplier get a
+third panel, λ."""
 import csv
 import glob
 import json
@@ -144,6 +146,7 @@ def load_run(run_args: dict, series: dict, name: str, args: Args) -> dict:
             "budget": run_args["total_timesteps"], "window": args.window, "cost_limit": run_args.get("cost_limit"),
             "episodes": (steps, returns, cost_steps, costs), "multiplier": (multiplier_steps, multipliers),
             "over_limit": over_limit(cost_steps, costs, run_args.get("cost_limit"), args.over_limit_after),
+            "cost_after": cost_after(cost_steps, costs, run_args.get("cost_limit"), args.over_limit_after),
             "return": moving_mean_at(steps, returns, [last_step], args.window)[0],
             "cost": moving_mean_at(cost_steps, costs, [last_step], args.window)[0],
             "eval": eval_returns.mean() if len(eval_returns) else float("nan"), "reached": reached, "sps": sps[-1],
@@ -154,6 +157,12 @@ def over_limit(steps: np.ndarray, costs: np.ndarray, cost_limit, after: int) -> 
     """The fraction of the episodes logged after `after` steps whose cost exceeds cost_limit (nan without a limit)."""
     late = costs[steps > after]
     return float(np.mean(late > cost_limit)) if cost_limit is not None and len(late) else float("nan")
+
+
+def cost_after(steps: np.ndarray, costs: np.ndarray, cost_limit, after: int) -> float:
+    """The mean cost of the episodes logged after `after` steps (nan without a limit)."""
+    late = costs[steps > after]
+    return float(np.mean(late)) if cost_limit is not None and len(late) else float("nan")
 
 
 def load_omnisafe_run(progress_csv: str, args: Args) -> dict:
@@ -179,6 +188,7 @@ def load_omnisafe_run(progress_csv: str, args: Args) -> dict:
             "cost_limit": lagrange.get("cost_limit"), "episodes": (steps, returns, steps, costs),
             "multiplier": (steps[: len(multipliers)], multipliers),
             "over_limit": over_limit(steps, costs, lagrange.get("cost_limit"), args.over_limit_after),
+            "cost_after": cost_after(steps, costs, lagrange.get("cost_limit"), args.over_limit_after),
             "return": returns[-1], "cost": costs[-1], "eval": float("nan"), "reached": reached,
             "sps": steps[-1] / wall, "wall_min": wall / 60}
 
@@ -197,8 +207,8 @@ def env_tables(runs: list, args: Args) -> list:
     """Markdown lines for one env: a row per (exp_name, seed), a row per exp_name over its seeds, the published results."""
     with_cost = any(not np.isnan(r["cost"]) for r in runs)
     with_limit = any(not np.isnan(r["over_limit"]) for r in runs)
-    over = f"over limit after {args.over_limit_after}"
-    header = ["exp_name", "seed", "steps", "return"] + ["cost"] * with_cost + [over] * with_limit + ["eval return"]
+    over = [f"over limit after {args.over_limit_after}", f"cost after {args.over_limit_after}"]
+    header = ["exp_name", "seed", "steps", "return"] + ["cost"] * with_cost + over * with_limit + ["eval return"]
     threshold = args.thresholds.get(runs[0]["env"])
     header += [f"steps to {threshold:g}"] if threshold is not None else []
     header += ["SPS", "wall (min)"]
@@ -210,19 +220,22 @@ def env_tables(runs: list, args: Args) -> list:
         steps, returns, cost_steps, costs = r["episodes"]
         curve = zip(moving_mean_at(steps, returns, at, r["window"]), moving_mean_at(cost_steps, costs, at, r["window"]))
         cells = [r["exp"], r["seed"], r["steps"], f"{r['return']:.1f}"] + [f"{r['cost']:.1f}"] * with_cost
-        cells += [f"{r['over_limit']:.2f}" if not np.isnan(r["over_limit"]) else "-"] * with_limit
+        cells += [f"{r['over_limit']:.2f}" if not np.isnan(r["over_limit"]) else "-",
+                  f"{r['cost_after']:.1f}" if not np.isnan(r["cost_after"]) else "-"] * with_limit
         cells += [f"{r['eval']:.1f}" if not np.isnan(r["eval"]) else "-"]
         cells += [r["reached"] if r["reached"] is not None else "not reached"] * (threshold is not None)
         cells += [f"{r['sps']:.0f}", f"{r['wall_min']:.1f}"]
         cells += [f"{ret:.1f}" + f" ({cost:.1f})" * with_cost if s <= r["budget"] else "-" for s, (ret, cost) in zip(at, curve)]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
-    lines += ["", "| exp_name | seeds | steps | return | " + "cost | " * with_cost + f"{over} | " * with_limit
-              + "eval return | SPS | wall (min) |", "|---|---|---|---|" + "---|" * (with_cost + with_limit) + "---|---|---|"]
+    lines += ["", "| exp_name | seeds | steps | return | " + "cost | " * with_cost + f"{over[0]} | {over[1]} | " * with_limit
+              + "eval return | SPS | wall (min) |", "|---|---|---|---|" + "---|" * (with_cost + 2 * with_limit) + "---|---|---|"]
     for exp in sorted({r["exp"] for r in runs}):
         group = [r for r in runs if r["exp"] == exp]
         cells = [exp, len(group), max(r["steps"] for r in group), mean_std([r["return"] for r in group])]
         cells += [mean_std([r["cost"] for r in group])] * with_cost
-        cells += [mean_std([r["over_limit"] for r in group], digits=2)] * with_limit + [mean_std([r["eval"] for r in group])]
+        late = [mean_std([r["over_limit"] for r in group], digits=2), mean_std([r["cost_after"] for r in group])]
+        cells += late * with_limit
+        cells += [mean_std([r["eval"] for r in group])]
         cells += [f"{np.mean([r['sps'] for r in group]):.0f}", f"{np.mean([r['wall_min'] for r in group]):.1f}"]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     lines += ["", "Published: " + ("; ".join(PUBLISHED[runs[0]["env"]]) if runs[0]["env"] in PUBLISHED else "none listed.")]

@@ -6,7 +6,7 @@
 #   bash benchmark/safe_rl.sh omnisafe-halfcheetah   # after bash benchmark/peers/setup.sh (about 10 min a run)
 #   bash benchmark/safe_rl.sh point                  # SafetyPointGoal1-v0 (about 30 to 40 min a run)
 #   bash benchmark/safe_rl.sh point-gradient "0 1"   # only the default rule, on the seeds given
-# Run so far: halfcheetah (commit 4c21e92), point-gradient (4c21e92), and omnisafe-halfcheetah's TRPOLag on seeds 0
+# Run so far: halfcheetah and point-gradient "0 1" (commit 4c21e92), and omnisafe-halfcheetah's TRPOLag on seeds 0
 # and 1 (an OmniSafe run is 10 to 40 minutes here); not yet: TRPOPID, the rest of point, omnisafe-point.
 set -euo pipefail
 cd "$(dirname "$0")/.."
