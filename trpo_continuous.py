@@ -62,9 +62,9 @@ class Args:
     """path of a `checkpoint.pt`: continue that run (its arguments, TensorBoard folder and step count; other
     flags are ignored)"""
 
-    # Algorithm specific arguments. The defaults are the README's defaults sweep's choice (Tianshou's MuJoCo setting);
-    # they depart from OmniSafe's (the spec's) in the batch, the critic's schedule, reward scaling, log σ₀, target_kl
-    # and the line search's length. OmniSafe's values: --config benchmark/presets/omnisafe.yaml.
+    # Algorithm specific arguments. The defaults are the README's defaults sweep's choice (Tianshou's MuJoCo setting,
+    # without its learning-rate decay); they depart from OmniSafe's (the spec's) in the batch, the critic's schedule,
+    # reward scaling, log σ₀, target_kl and the line search's length. OmniSafe's values: --config benchmark/presets/omnisafe.yaml.
     env_id: Optional[str] = None
     """the id of the environment: any Gymnasium id with a Box action space, or a Safety-Gymnasium id (`Safety*`).
     Unset: SafetyPointGoal1-v0 for training, the model's own env with --eval-model"""
@@ -119,8 +119,8 @@ class Args:
     within an update. Unset (the default): σ is learned from log_std_init"""
     anneal_lr: bool = False
     """if toggled, the critics' learning rate decays linearly from critic_lr to 0 over the run (OmniSafe's
-    linear_lr_decay). Off by default: a critic that stops learning while the policy still moves let runs collapse
-    late in the defaults sweep"""
+    linear_lr_decay). Off by default: in the defaults sweep, a critic that stopped learning while the policy still
+    moved left two Hopper seeds of three stuck"""
 
     # Networks
     hidden_sizes: Tuple[int, ...] = (64, 64)
