@@ -64,7 +64,8 @@ class Args:
 
     # Algorithm specific arguments. The defaults are the README's defaults sweep's choice (Tianshou's MuJoCo setting,
     # without its learning-rate decay); they depart from OmniSafe's (the spec's) in the batch, the critic's schedule,
-    # reward scaling, log σ₀, target_kl and the line search's length. OmniSafe's values: --config benchmark/presets/omnisafe.yaml.
+    # reward scaling, log σ₀, target_kl and the line search's length. OmniSafe's values:
+    # --config benchmark/presets/omnisafe.yaml.
     env_id: Optional[str] = None
     """the id of the environment: any Gymnasium id with a Box action space, or a Safety-Gymnasium id (`Safety*`).
     Unset: SafetyPointGoal1-v0 for training, the model's own env with --eval-model"""
