@@ -5,8 +5,8 @@
 #   bash benchmark/safe_rl.sh halfcheetah            # SafetyHalfCheetahVelocity-v1, 3 seeds (about 4 min a run)
 #   bash benchmark/safe_rl.sh omnisafe-halfcheetah   # after bash benchmark/peers/setup.sh (about 10 min a run)
 #   bash benchmark/safe_rl.sh point                  # SafetyPointGoal1-v0 (about 30 to 40 min a run)
-#   bash benchmark/safe_rl.sh point-gradient "0 1"   # only the default rule, on the seeds given
-# Run so far: halfcheetah and point-gradient "0 1" (commit 4c21e92), and omnisafe-halfcheetah's TRPOLag on seeds 0
+#   bash benchmark/safe_rl.sh point-rule pid "0 1"   # one rule alone (gradient, adam, pid), on the seeds given
+# Run so far: halfcheetah, point-rule gradient "0 1" and point-rule pid "0 1" (commit 4c21e92), omnisafe-halfcheetah's TRPOLag on seeds 0
 # and 1 (an OmniSafe run is 10 to 40 minutes here); not yet: TRPOPID, the rest of point, omnisafe-point.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,9 +35,10 @@ case ${1:-} in
   halfcheetah) ours SafetyHalfCheetahVelocity-v1 "0 1 2" ;;
   omnisafe-halfcheetah) omnisafe SafetyHalfCheetahVelocity-v1 "0 1 2" TRPOLag TRPOPID ;;
   point) ours SafetyPointGoal1-v0 "0 1 2" ;;
-  point-gradient)  # the default multiplier update alone, on the seeds given (default 0 1 2)
-    $RUN --env-ids SafetyPointGoal1-v0 --seeds ${2:-0 1 2} --script-args="--cost-limit 25 --exp-name lag_gradient" ;;
+  point-rule)  # one multiplier update alone ($2), on the seeds given ($3, default 0 1 2)
+    $RUN --env-ids SafetyPointGoal1-v0 --seeds ${3:-0 1 2} --script-args="--cost-limit 25 --lagrange-update $2 \
+      --exp-name lag_$2" ;;
   omnisafe-point) omnisafe SafetyPointGoal1-v0 "0 1 2" TRPOLag TRPOPID ;;
-  *) echo "usage: $0 halfcheetah|omnisafe-halfcheetah|point|point-gradient [SEEDS]|omnisafe-point" >&2; exit 2 ;;
+  *) echo "usage: $0 halfcheetah|omnisafe-halfcheetah|point|point-rule RULE [SEEDS]|omnisafe-point" >&2; exit 2 ;;
 esac
 $PYTHON benchmark/report.py "$RESULTS" > /dev/null
