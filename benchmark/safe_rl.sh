@@ -6,8 +6,9 @@
 #   bash benchmark/safe_rl.sh omnisafe-halfcheetah   # after bash benchmark/peers/setup.sh (about 10 min a run)
 #   bash benchmark/safe_rl.sh point                  # SafetyPointGoal1-v0 (about 30 to 40 min a run)
 #   bash benchmark/safe_rl.sh point-rule pid "0 1"   # one rule alone (gradient, adam, pid), on the seeds given
-# Run so far: halfcheetah, point-rule gradient "0 1" and point-rule pid "0 1" (commit 4c21e92), omnisafe-halfcheetah's TRPOLag on seeds 0
-# and 1 (an OmniSafe run is 10 to 40 minutes here); not yet: TRPOPID, the rest of point, omnisafe-point.
+# Run so far: halfcheetah, point-rule gradient "0 1" and point-rule pid "0 1" (commit 4c21e92), and
+# omnisafe-halfcheetah's TRPOLag on seeds 0 and 1 (an OmniSafe run is 10 to 40 minutes here); not yet: TRPOPID,
+# the rest of point, omnisafe-point.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}
