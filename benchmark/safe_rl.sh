@@ -9,6 +9,7 @@
 #   bash benchmark/safe_rl.sh point-rule pid "0 1"   # one rule alone (gradient, adam, pid), on the seeds given
 #   bash benchmark/safe_rl.sh point-setting lag_adam_lr0.1 "0" --lagrange-update adam --lagrange-lr 0.1
 #                                                    # one named setting (the flags after the seeds), on the seeds given
+#   bash benchmark/safe_rl.sh halfcheetah-setting NAME SEEDS FLAGS...   # the same on SafetyHalfCheetahVelocity-v1
 # Run so far: halfcheetah, point-rule gradient "0 1" and point-rule pid "0 1" (commit 4c21e92), and
 # omnisafe-halfcheetah's TRPOLag on seeds 0 and 1 (an OmniSafe run is 10 to 40 minutes here); not yet: TRPOPID,
 # the rest of point, omnisafe-point.
@@ -42,11 +43,12 @@ case ${1:-} in
   point-rule)  # one multiplier update alone ($2), on the seeds given ($3, default 0 1 2)
     $RUN --env-ids SafetyPointGoal1-v0 --seeds ${3:-0 1 2} --script-args="--cost-limit 25 --lagrange-update $2 \
       --exp-name lag_$2" ;;
-  point-setting)  # a setting named $2 (its exp-name), on the seeds $3, with the flags that follow
+  point-setting|halfcheetah-setting)  # a setting named $2 (its exp-name), on the seeds $3, with the flags that follow
+    env=SafetyPointGoal1-v0; [ "$1" = halfcheetah-setting ] && env=SafetyHalfCheetahVelocity-v1
     name=$2 seeds=$3; shift 3
-    $RUN --env-ids SafetyPointGoal1-v0 --seeds $seeds --script-args="--cost-limit 25 $* --exp-name $name" ;;
+    $RUN --env-ids $env --seeds $seeds --script-args="--cost-limit 25 $* --exp-name $name" ;;
   omnisafe-point) omnisafe SafetyPointGoal1-v0 "${2:-0 1 2}" ${3:-TRPOLag TRPOPID} ;;  # [SEEDS] [ALGO]
-  *) echo "usage: $0 halfcheetah|omnisafe-halfcheetah|point|point-rule RULE [SEEDS]|point-setting NAME SEEDS FLAGS...|omnisafe-point [SEEDS] [ALGO]" >&2
+  *) echo "usage: $0 halfcheetah|omnisafe-halfcheetah|point|point-rule RULE [SEEDS]|point-setting|halfcheetah-setting NAME SEEDS FLAGS...|omnisafe-point [SEEDS] [ALGO]" >&2
      exit 2 ;;
 esac
 $PYTHON benchmark/report.py "$RESULTS" > /dev/null
