@@ -10,9 +10,12 @@
 #   bash benchmark/safe_rl.sh point-setting lag_adam_lr0.1 "0" --lagrange-update adam --lagrange-lr 0.1
 #                                                    # one named setting (the flags after the seeds), on the seeds given
 #   bash benchmark/safe_rl.sh halfcheetah-setting NAME SEEDS FLAGS...   # the same on SafetyHalfCheetahVelocity-v1
-# Run so far: halfcheetah, point-rule gradient "0 1" and point-rule pid "0 1" (commit 4c21e92), and
-# omnisafe-halfcheetah's TRPOLag on seeds 0 and 1 (an OmniSafe run is 10 to 40 minutes here); not yet: TRPOPID,
-# the rest of point, omnisafe-point.
+# Run so far: halfcheetah, point-rule gradient "0 1" and point-rule pid "0 1" (commit 4c21e92); point-setting
+# lag_gradient_search, lag_gradient_lr0.005 (--lagrange-lr 0.005), lag_adam_lr0.1 (--lagrange-update adam
+# --lagrange-lr 0.1) on seed 0 and lag_adam_lr0.1_search (the same with --cost-line-search) on seeds 0 1 2, and
+# halfcheetah-setting lag_adam_lr0.1_search "0 1 2" (commits 095a607 to ef4e7bb, the same code);
+# omnisafe-halfcheetah's TRPOLag on seeds 0 and 1 (10 to 40 minutes a run here). Not yet: TRPOPID, omnisafe-point,
+# the rest of point.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}
