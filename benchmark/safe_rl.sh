@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # TRPO-Lagrangian (issue: safe RL that holds the limit and still learns): each multiplier update (gradient, adam,
 # pid), with and without the cost-aware line search, cost limit 25, 1M steps, at the scripts' defaults; OmniSafe's
-# TRPOLag and TRPOPID at their own defaults beside them. Into benchmark/results/safe, then report.py.
+# TRPOLag and TRPOPID at their own defaults beside them. Into benchmark/results/safe, then report.py. Runs go one at
+# a time; WORKERS=2 runs two at once.
 #   bash benchmark/safe_rl.sh halfcheetah            # SafetyHalfCheetahVelocity-v1, 3 seeds (about 4 min a run)
 #   bash benchmark/safe_rl.sh omnisafe-halfcheetah   # after bash benchmark/peers/setup.sh (about 10 min a run)
 #   bash benchmark/safe_rl.sh point                  # SafetyPointGoal1-v0 (about 30 to 40 min a run)
