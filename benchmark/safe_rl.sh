@@ -4,19 +4,20 @@
 # TRPOLag and TRPOPID at their own defaults beside them. Into benchmark/results/safe, then report.py. Runs go one at
 # a time; WORKERS=2 runs two at once.
 #   bash benchmark/safe_rl.sh halfcheetah            # SafetyHalfCheetahVelocity-v1, 3 seeds (about 4 min a run)
-#   bash benchmark/safe_rl.sh omnisafe-halfcheetah   # after bash benchmark/peers/setup.sh (about 10 min a run)
+#   bash benchmark/safe_rl.sh omnisafe-halfcheetah   # after bash benchmark/peers/setup.sh (40 to 50 min a run)
 #   bash benchmark/safe_rl.sh point                  # SafetyPointGoal1-v0 (about 30 to 40 min a run)
 #   bash benchmark/safe_rl.sh omnisafe-point "1" TRPOLag   # OmniSafe on SafetyPointGoal1-v0 (70 to 115 min a run)
 #   bash benchmark/safe_rl.sh point-rule pid "0 1"   # one rule alone (gradient, adam, pid), on the seeds given
 #   bash benchmark/safe_rl.sh point-setting lag_adam_lr0.1 "0" --lagrange-update adam --lagrange-lr 0.1
 #                                                    # one named setting (the flags after the seeds), on the seeds given
 #   bash benchmark/safe_rl.sh halfcheetah-setting NAME SEEDS FLAGS...   # the same on SafetyHalfCheetahVelocity-v1
-# Run so far: halfcheetah, point-rule gradient "0 1" and point-rule pid "0 1" (commit 4c21e92); point-setting
-# lag_gradient_search, lag_gradient_lr0.005 (--lagrange-lr 0.005), lag_adam_lr0.1 (--lagrange-update adam
-# --lagrange-lr 0.1) on seed 0 and lag_adam_lr0.1_search (the same with --cost-line-search) on seeds 0 1 2, and
-# halfcheetah-setting lag_adam_lr0.1_search "0 1 2" (commits 095a607 to ef4e7bb, the same code);
-# omnisafe-halfcheetah's TRPOLag on seeds 0 and 1 (10 to 40 minutes a run here). Not yet: TRPOPID, omnisafe-point,
-# the rest of point.
+# Run so far (the scripts' code of commit 4c21e92 in every run): halfcheetah; point-rule gradient and pid "0 1 2",
+# adam "0"; point-setting lag_gradient_search, lag_gradient_lr0.005 (--lagrange-lr 0.005), lag_adam_lr0.1
+# (--lagrange-update adam --lagrange-lr 0.1), lag_gradient_raw_cost_adv (--no-standardize-cost-advantages) on seed
+# 0 and lag_adam_lr0.1_search (--lagrange-update adam --lagrange-lr 0.1 --cost-line-search) on seeds 0 1 2;
+# halfcheetah-setting lag_adam_lr0.1_search "0 1 2" with the same flags; omnisafe-halfcheetah "0 1 2" TRPOLag;
+# omnisafe-point "1" TRPOLag (its seed 0 is in ../shared/reference-results.md). Not yet: OmniSafe's TRPOPID (it
+# runs), the rest of point.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}
@@ -42,7 +43,7 @@ omnisafe() {  # omnisafe ENV "SEEDS" ALGO...
 
 case ${1:-} in
   halfcheetah) ours SafetyHalfCheetahVelocity-v1 "0 1 2" ;;
-  omnisafe-halfcheetah) omnisafe SafetyHalfCheetahVelocity-v1 "0 1 2" TRPOLag TRPOPID ;;
+  omnisafe-halfcheetah) omnisafe SafetyHalfCheetahVelocity-v1 "${2:-0 1 2}" ${3:-TRPOLag TRPOPID} ;;  # [SEEDS] [ALGO]
   point) ours SafetyPointGoal1-v0 "0 1 2" ;;
   point-rule)  # one multiplier update alone ($2), on the seeds given ($3, default 0 1 2)
     $RUN --env-ids SafetyPointGoal1-v0 --seeds ${3:-0 1 2} --script-args="--cost-limit 25 --lagrange-update $2 \
@@ -52,7 +53,7 @@ case ${1:-} in
     name=$2 seeds=$3; shift 3
     $RUN --env-ids $env --seeds $seeds --script-args="--cost-limit 25 $* --exp-name $name" ;;
   omnisafe-point) omnisafe SafetyPointGoal1-v0 "${2:-0 1 2}" ${3:-TRPOLag TRPOPID} ;;  # [SEEDS] [ALGO]
-  *) echo "usage: $0 halfcheetah|omnisafe-halfcheetah|point|point-rule RULE [SEEDS]|point-setting|halfcheetah-setting NAME SEEDS FLAGS...|omnisafe-point [SEEDS] [ALGO]" >&2
+  *) echo "usage: $0 halfcheetah|omnisafe-halfcheetah [SEEDS] [ALGO]|point|point-rule RULE [SEEDS]|point-setting|halfcheetah-setting NAME SEEDS FLAGS...|omnisafe-point [SEEDS] [ALGO]" >&2
      exit 2 ;;
 esac
 $PYTHON benchmark/report.py "$RESULTS" > /dev/null
