@@ -13,11 +13,12 @@
 #   bash benchmark/safe_rl.sh halfcheetah-setting NAME SEEDS FLAGS...   # the same on SafetyHalfCheetahVelocity-v1
 # Run so far (the scripts' code of commit 4c21e92 in every run): halfcheetah; point-rule gradient and pid "0 1 2",
 # adam "0"; point-setting lag_gradient_search, lag_gradient_lr0.005 (--lagrange-lr 0.005), lag_adam_lr0.1
-# (--lagrange-update adam --lagrange-lr 0.1), lag_gradient_raw_cost_adv (--no-standardize-cost-advantages) on seed
-# 0 and lag_adam_lr0.1_search (--lagrange-update adam --lagrange-lr 0.1 --cost-line-search) on seeds 0 1 2;
-# halfcheetah-setting lag_adam_lr0.1_search "0 1 2" with the same flags; omnisafe-halfcheetah "0 1 2" TRPOLag;
-# omnisafe-point "1" TRPOLag (its seed 0 is in ../shared/reference-results.md). Not yet: OmniSafe's TRPOPID (it
-# runs), the rest of point.
+# (--lagrange-update adam --lagrange-lr 0.1), lag_gradient_raw_cost_adv (--no-standardize-cost-advantages),
+# lag_pid_search (--lagrange-update pid --cost-line-search) on seed 0, and lag_adam_lr0.1_search
+# (--lagrange-update adam --lagrange-lr 0.1 --cost-line-search) on seeds 0 1 2; halfcheetah-setting
+# lag_adam_lr0.1_search "0 1 2" with the same flags; omnisafe-halfcheetah "0 1 2" TRPOLag; omnisafe-point "1"
+# TRPOLag (its seed 0 is in ../shared/reference-results.md). Not yet: OmniSafe's TRPOPID (it runs), its TRPOLag on
+# Point's seeds 0 and 2, and the rest of point (adam with the search, more seeds of the single-seed settings).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}
