@@ -4,7 +4,7 @@
 # TRPOLag and TRPOPID at their own defaults beside them. Into benchmark/results/safe, then report.py. Runs go one at
 # a time; WORKERS=2 runs two at once.
 #   bash benchmark/safe_rl.sh halfcheetah            # SafetyHalfCheetahVelocity-v1, 3 seeds (about 4 min a run)
-#   bash benchmark/safe_rl.sh omnisafe-halfcheetah   # after bash benchmark/peers/setup.sh (40 to 50 min a run)
+#   bash benchmark/safe_rl.sh omnisafe-halfcheetah   # after bash benchmark/peers/setup.sh (20 to 50 min a run)
 #   bash benchmark/safe_rl.sh point                  # SafetyPointGoal1-v0 (about 30 to 40 min a run)
 #   bash benchmark/safe_rl.sh omnisafe-point "1" TRPOLag   # OmniSafe on SafetyPointGoal1-v0 (70 to 115 min a run)
 #   bash benchmark/safe_rl.sh point-rule pid "0 1"   # one rule alone (gradient, adam, pid), on the seeds given
