@@ -19,11 +19,14 @@ parser.add_argument("--after", type=int, default=500_000, help="count the episod
 parser.add_argument("--high", type=float, default=100.0, help="an episode costing more than this is a costly one")
 args = parser.parse_args()
 
+paths = sorted(glob.glob(os.path.join(args.results_dir, "curves", f"{args.env_id}__*.csv")))
+if not paths:
+    raise SystemExit(f"error: no {args.env_id} run in {args.results_dir}/curves (run benchmark/report.py on it first)")
 print(f"{args.env_id}, episodes that ended after {args.after} steps")
 print("| run | episodes | cost 0 | cost > {0:g} | share of the cost paid by cost > {0:g} | mean cost | mean return |"
       .format(args.high))
 print("|---|---|---|---|---|---|---|")
-for path in sorted(glob.glob(os.path.join(args.results_dir, "curves", f"{args.env_id}__*.csv"))):
+for path in paths:
     with open(path) as file:
         run_args = json.loads(file.readline()[1:])
         episodes = {"charts/episodic_cost": [], "charts/episodic_return": []}
