@@ -129,7 +129,7 @@ class Args:
     """the λ of the cost advantages' GAE"""
     standardize_cost_advantages: bool = True
     """if toggled, cost advantages are standardized like the reward advantages (the spec's standardized_cost;
-    OmniSafe only centers them)"""
+    OmniSafe only centers them); --no-standardize-cost-advantages uses them as GAE gives them, not centered"""
     cost_limit: Optional[float] = None
     """d: if set, TRPO-Lagrangian keeps the mean episodic cost J_c under d with a multiplier λ ≥ 0 and the
     surrogate's advantage (A_r − λ·A_c) / (1 + λ); unset, plain TRPO"""
