@@ -149,7 +149,8 @@ class Args:
     """how λ moves once per iteration: gradient, λ ← max(0, λ + η (J_c − d)); adam, OmniSafe's Adam step on
     −λ (J_c − d) (its TRPOLag: with --lagrange-multiplier-init 0.001); pid, Stooke et al.'s PID Lagrangian"""
     lagrange_lr: float = 0.035
-    """the learning rate η of the gradient and Adam updates of λ"""
+    """the learning rate η of the gradient and Adam updates of λ; 0 holds λ at --lagrange-multiplier-init, a fixed
+    penalty"""
     lagrange_multiplier_init: float = 0.0
     """the multiplier λ at the start of the run"""
     pid_kp: float = 0.1
@@ -1308,12 +1309,12 @@ def validate_args(args: Args, workers: int = 1) -> Args:
             raise UsageError("--track needs wandb: pip install wandb") from None
     positive = ["total_timesteps", "num_envs", "num_steps", "target_kl", "cg_iters", "backtrack_iters",
                 "fvp_sample_freq", "critic_lr", "update_epochs", "critic_minibatch_size", "eval_episodes",
-                "torch_threads", "obs_clip", "lagrange_lr"]
+                "torch_threads", "obs_clip"]
     for name in positive:
         if not getattr(args, name) > 0:
             raise UsageError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
-    for name in ["cg_damping", "critic_l2_coef", "max_grad_norm", "lagrange_multiplier_init", "checkpoint_every",
-                 "pid_kp", "pid_ki", "pid_kd"]:
+    for name in ["cg_damping", "critic_l2_coef", "max_grad_norm", "lagrange_lr", "lagrange_multiplier_init",
+                 "checkpoint_every", "pid_kp", "pid_ki", "pid_kd"]:
         if getattr(args, name) < 0:
             raise UsageError(f"--{name.replace('_', '-')} must be non-negative, got {getattr(args, name)}")
     for name in ["gamma", "gae_lambda", "cost_gamma", "cost_gae_lambda"]:

@@ -390,6 +390,15 @@ def test_pid_multiplier_update_follows_its_equation_and_reduces_to_the_integral_
         assert pid["multiplier"] == pytest.approx(gradient["multiplier"], abs=1e-12)
 
 
+def test_a_zero_learning_rate_holds_the_multiplier_as_a_fixed_penalty(trpo):
+    for update in ["gradient", "adam"]:
+        state = trpo.initial_lagrange_state(1.5)
+        args = trpo.Args(cost_limit=25.0, lagrange_lr=0.0, lagrange_update=update)
+        for cost in [80.0, 0.0, 40.0]:  # over, under and over the limit: λ stays where it started
+            state = trpo.update_lagrange_state(state, cost, args)
+            assert state["multiplier"] == 1.5, update
+
+
 def test_penalized_advantage_interpolates_from_reward_to_minus_cost(trpo):
     reward_advantages, cost_advantages = torch.tensor([1.0, -2.0, 0.5]), torch.tensor([3.0, 1.0, -1.0])
     assert torch.equal(trpo.penalized_advantages(reward_advantages, cost_advantages, 0.0), reward_advantages)
