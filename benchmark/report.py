@@ -250,7 +250,9 @@ def plot_env(runs: list, path: str, window: int):
     panels = 1 + with_cost + with_multiplier
     fig, axes = plt.subplots(1, panels, figsize=(1 + 5 * panels, 4), squeeze=False)
     grid = np.linspace(0, max(r["steps"] for r in runs), 200)
-    for exp in sorted({r["exp"] for r in runs}):
+    exps = sorted({r["exp"] for r in runs})
+    colors = plt.get_cmap("tab10" if len(exps) <= 10 else "tab20").colors  # a color of its own per exp_name, up to 20
+    for exp, color in zip(exps, colors * (len(exps) // len(colors) + 1)):
         group = [r for r in runs if r["exp"] == exp]
         curves = {"return": [moving_mean_at(r["episodes"][0], r["episodes"][1], grid, r["window"]) for r in group],
                   "cost": [moving_mean_at(r["episodes"][2], r["episodes"][3], grid, r["window"]) for r in group],
@@ -263,17 +265,17 @@ def plot_env(runs: list, path: str, window: int):
             with warnings.catch_warnings():  # before the first episode ends, a grid point has no value
                 warnings.simplefilter("ignore", RuntimeWarning)
                 mean, std = np.nanmean(values, axis=0), np.nanstd(values, axis=0)
-            (line,) = ax.plot(grid, mean, label=f"{exp} ({len(group)} seed{'s' * (len(group) > 1)})")
+            (line,) = ax.plot(grid, mean, color=color, label=f"{exp} ({len(group)} seed{'s' * (len(group) > 1)})")
             ax.fill_between(grid, mean - std, mean + std, color=line.get_color(), alpha=0.2)
             if label == "cost" and group[0]["cost_limit"] is not None:
                 ax.axhline(group[0]["cost_limit"], color=line.get_color(), linestyle="--", linewidth=1)
             ax.set_xlabel("environment steps")
             ax.set_ylabel("Lagrange multiplier λ" if label == "λ" else f"episodic {label} (mean of last {window} episodes)")
             ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize="small")
+    axes[0][-1].legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1))  # beside the curves, not on them
     fig.suptitle(runs[0]["env"])
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
 
 

@@ -10,15 +10,17 @@
 #   bash benchmark/safe_rl.sh point-rule pid "0 1"   # one rule alone (gradient, adam, pid), on the seeds given
 #   bash benchmark/safe_rl.sh point-setting lag_adam_lr0.1 "0" --lagrange-update adam --lagrange-lr 0.1
 #                                                    # one named setting (the flags after the seeds), on the seeds given
+#   bash benchmark/safe_rl.sh point-setting lag_fixed1 "0" --lagrange-lr 0 --lagrange-multiplier-init 1   # λ fixed at 1
 #   bash benchmark/safe_rl.sh halfcheetah-setting NAME SEEDS FLAGS...   # the same on SafetyHalfCheetahVelocity-v1
 # Run so far (the scripts' code of commit 4c21e92 in every run): halfcheetah; point-rule gradient and pid "0 1 2",
 # adam "0"; point-setting lag_gradient_search, lag_gradient_lr0.005 (--lagrange-lr 0.005), lag_adam_lr0.1
 # (--lagrange-update adam --lagrange-lr 0.1), lag_gradient_raw_cost_adv (--no-standardize-cost-advantages),
 # lag_pid_search (--lagrange-update pid --cost-line-search) on seed 0, and lag_adam_lr0.1_search
 # (--lagrange-update adam --lagrange-lr 0.1 --cost-line-search) on seeds 0 1 2; halfcheetah-setting
-# lag_adam_lr0.1_search "0 1 2" with the same flags; omnisafe-halfcheetah "0 1 2" TRPOLag; omnisafe-point "1"
-# TRPOLag (its seed 0 is in ../shared/reference-results.md). Not yet: OmniSafe's TRPOPID (it runs), its TRPOLag on
-# Point's seeds 0 and 2, and the rest of point (adam with the search, more seeds of the single-seed settings).
+# lag_adam_lr0.1_search "0 1 2" with the same flags; omnisafe-halfcheetah "0 1 2" TRPOLag; omnisafe-point "0 1 2"
+# TRPOLag. At commit b93c370 (the same code): point-setting lag_fixed1 and lag_fixed2 "0" with --lagrange-lr 1e-9
+# --lagrange-multiplier-init 1 or 2 (--lagrange-lr 0 was refused before dde92fe). Not yet: OmniSafe's TRPOPID (it
+# runs), and the rest of point (adam with the search, more seeds of the single-seed settings).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}
