@@ -265,10 +265,10 @@ def plot_env(runs: list, path: str, window: int):
             with warnings.catch_warnings():  # before the first episode ends, a grid point has no value
                 warnings.simplefilter("ignore", RuntimeWarning)
                 mean, std = np.nanmean(values, axis=0), np.nanstd(values, axis=0)
-            (line,) = ax.plot(grid, mean, color=color, label=f"{exp} ({len(group)} seed{'s' * (len(group) > 1)})")
-            ax.fill_between(grid, mean - std, mean + std, color=line.get_color(), alpha=0.2)
+            ax.plot(grid, mean, color=color, label=f"{exp} ({len(group)} seed{'s' * (len(group) > 1)})")
+            ax.fill_between(grid, mean - std, mean + std, color=color, alpha=0.2)
             if label == "cost" and group[0]["cost_limit"] is not None:
-                ax.axhline(group[0]["cost_limit"], color=line.get_color(), linestyle="--", linewidth=1)
+                ax.axhline(group[0]["cost_limit"], color=color, linestyle="--", linewidth=1)
             ax.set_xlabel("environment steps")
             ax.set_ylabel("Lagrange multiplier λ" if label == "λ" else f"episodic {label} (mean of last {window} episodes)")
             ax.grid(alpha=0.3)
