@@ -19,8 +19,9 @@
 # (--lagrange-update adam --lagrange-lr 0.1 --cost-line-search) on seeds 0 1 2; halfcheetah-setting
 # lag_adam_lr0.1_search "0 1 2" with the same flags; omnisafe-halfcheetah "0 1 2" TRPOLag; omnisafe-point "0 1 2"
 # TRPOLag. At commit b93c370 (the same code): point-setting lag_fixed1 and lag_fixed2 "0" with --lagrange-lr 1e-9
-# --lagrange-multiplier-init 1 or 2 (--lagrange-lr 0 was refused before dde92fe). Not yet: OmniSafe's TRPOPID (it
-# runs), and the rest of point (adam with the search, more seeds of the single-seed settings).
+# --lagrange-multiplier-init 1 or 2 (--lagrange-lr 0 was refused before dde92fe); at 635b57d, lag_fixed1.5 "0"
+# (--lagrange-lr 0 --lagrange-multiplier-init 1.5) and lag_adam_search "0" (--lagrange-update adam
+# --cost-line-search). Not yet: OmniSafe's TRPOPID (it runs), more seeds of the single-seed settings.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}
