@@ -2,6 +2,7 @@ import os
 import subprocess
 import sys
 
+import gymnasium as gym
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -19,7 +20,7 @@ def in_tmp(tmp_path, monkeypatch):
 def run_script(in_tmp):
     """Runs `python <script> <args>` as a user would; returns the CompletedProcess."""
 
-    def run(script, *args, timeout=120):
+    def run(script, *args, timeout=180):
         return subprocess.run([sys.executable, os.path.join(ROOT, script), *args], capture_output=True,
                               text=True, timeout=timeout, cwd=in_tmp)
 
@@ -27,7 +28,7 @@ def run_script(in_tmp):
 
 
 def read_scalars(run_dir):
-    """{tag: [values]} from the TensorBoard event file of one run folder."""
+    """{tag: [values]} from the TensorBoard event files of one run folder."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     accumulator = EventAccumulator(str(run_dir))
@@ -35,7 +36,7 @@ def read_scalars(run_dir):
     return {tag: [event.value for event in accumulator.Scalars(tag)] for tag in accumulator.Tags()["scalars"]}
 
 
-class StepCost(__import__("gymnasium").Wrapper):
+class StepCost(gym.Wrapper):
     """Adds a per-step `info["cost"] = cost_of(obs)`, the way Safety-Gymnasium reports its costs."""
 
     def __init__(self, env, cost_of):
@@ -48,29 +49,17 @@ class StepCost(__import__("gymnasium").Wrapper):
         return obs, reward, terminated, truncated, info
 
 
-class FixedStart(__import__("gymnasium").Wrapper):
-    """Every episode starts from the same state (each reset is seeded 0). When every episode also ends at an
-    iteration boundary, a run resumed from a checkpoint there starts its new episodes where the uninterrupted run
-    starts its next ones, so that the two runs can be compared bit for bit."""
-
-    def reset(self, **kwargs):
-        return self.env.reset(**{**kwargs, "seed": 0})
-
-
 def register_test_envs():
-    """Fast envs with a cost, for the safe-RL tests (Safety-Gymnasium steps about 650 times a second here):
-    CostPendulum-v1, cost 1 while the pendulum is more than 60° from upright (cos θ < 0.5), and
-    CostCartPole-v1, cost 1 while the cart is more than 0.1 from the centre; and FixedStartPendulum-v1 and
-    FixedStartMountainCar-v0, 200-step episodes that always start from the same state."""
-    import gymnasium as gym
-
+    """Fast envs with a cost (Safety-Gymnasium steps about 650 times a second here): CostPendulum-v1, cost 1 while the
+    pendulum is more than 60° from upright (cos θ < 0.5); ConstantCostPendulum-v1, cost 1 at every step; and
+    CostCartPole-v1, cost 1 while the cart is more than 0.1 from the centre."""
     if "CostPendulum-v1" not in gym.registry:
         gym.register("CostPendulum-v1", lambda **kwargs: StepCost(gym.make("Pendulum-v1", **kwargs),
                                                                   lambda obs: obs[0] < 0.5))
+        gym.register("ConstantCostPendulum-v1", lambda **kwargs: StepCost(gym.make("Pendulum-v1", **kwargs),
+                                                                          lambda obs: 1.0))
         gym.register("CostCartPole-v1", lambda **kwargs: StepCost(gym.make("CartPole-v1", **kwargs),
                                                                   lambda obs: abs(obs[0]) > 0.1))
-        gym.register("FixedStartPendulum-v1", lambda **kwargs: FixedStart(gym.make("Pendulum-v1", **kwargs)))
-        gym.register("FixedStartMountainCar-v0", lambda **kwargs: FixedStart(gym.make("MountainCar-v0", **kwargs)))
 
 
 register_test_envs()

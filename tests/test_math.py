@@ -1,7 +1,7 @@
-"""The mathematics of both scripts, checked against direct computations.
+"""The mathematics of both scripts, each step checked against a direct computation.
 
-Each test runs on trpo_continuous.py (Gaussian policy) and trpo_discrete.py (categorical policy), whose
-update functions share names and equations; only the policy's output and its KL differ."""
+Most tests run on trpo_continuous.py (Gaussian policy) and trpo_discrete.py (categorical policy), whose update
+functions share names and equations; only the policy's output, its KL and the safe-RL parts differ."""
 import math
 
 import numpy as np
@@ -27,13 +27,21 @@ def tiny_agent(trpo, seed=0, n_out=None):
     """A float64 agent small enough for exact Hessians: one hidden layer of 5 units."""
     torch.manual_seed(seed)
     n_out = n_out or (2 if is_continuous(trpo) else 4)
-    agent = trpo.Agent(OBS_DIM, n_out, hidden_sizes=(5,)).double()
+    agent = trpo.Agent(OBS_DIM, n_out, trpo.Args(hidden_sizes=(5,))).double()
     head = agent.actor_mean if is_continuous(trpo) else agent.actor
     with torch.no_grad():
         head[-1].weight.mul_(50)  # the 0.01 output init would make the policy almost the same in every state
         if is_continuous(trpo):
             agent.actor_logstd.copy_(torch.linspace(-0.3, 0.4, n_out, dtype=torch.float64))
     return agent, head
+
+
+def log_prob_by_hand(trpo, agent, output, action):
+    """Gaussian: Σ_d −(a − μ)² / 2σ² − log σ − ½ log 2π;  categorical: log softmax(logits)[a]."""
+    if is_continuous(trpo):
+        std = agent.actor_logstd.exp()
+        return (-((action - output) ** 2) / (2 * std**2) - torch.log(std) - 0.5 * math.log(2 * math.pi)).sum(-1)
+    return torch.log_softmax(output, -1).gather(-1, action[:, None])[:, 0]
 
 
 def kl_by_hand(trpo, agent, old_output, new_output, log_std=None):
@@ -63,6 +71,23 @@ def exact_kl_hessian(trpo, agent, head, obs):
         return kl_by_hand(trpo, agent, old_output, output, *log_std).mean()
 
     return torch.autograd.functional.hessian(mean_kl, theta_old)
+
+
+def sampled_batch(trpo, agent, n):
+    obs = torch.randn(n, OBS_DIM, dtype=torch.float64)
+    with torch.no_grad():
+        dist = agent.distribution(obs)
+        actions = dist.sample()
+        return obs, dist, actions, dist.log_prob(actions)
+
+
+def line_search(trpo, params, old, step, evaluate, old_objective, target_kl, coef, iters, old_cost=0.0,
+                slack=math.inf):
+    """Both scripts' backtracking_line_search; evaluate() gives (L, KL, L_c), and the discrete one ignores L_c."""
+    args = trpo.Args(target_kl=target_kl, backtrack_coef=coef, backtrack_iters=iters)
+    if is_continuous(trpo):
+        return trpo.backtracking_line_search(params, old, step, evaluate, old_objective, old_cost, slack, args)
+    return trpo.backtracking_line_search(params, old, step, lambda: evaluate()[:2], old_objective, args)
 
 
 def test_conjugate_gradient_matches_direct_solve(trpo):
@@ -95,14 +120,8 @@ def test_kl_and_log_probability_match_the_formulas(trpo):
         kl = trpo.mean_kl(agent.distribution(obs), other.distribution(obs))
         log_std = other.actor_logstd if is_continuous(trpo) else None
         torch.testing.assert_close(kl, kl_by_hand(trpo, agent, head(obs), other_head(obs), log_std).mean())
-        dist = agent.distribution(obs)
-        action = dist.sample()
-        if is_continuous(trpo):  # the joint density of the action vector: a sum over dimensions
-            mean, std = head(obs), agent.actor_logstd.exp()
-            by_hand = (-((action - mean) ** 2) / (2 * std**2) - torch.log(std) - 0.5 * math.log(2 * math.pi)).sum(-1)
-        else:
-            by_hand = torch.log_softmax(head(obs), -1).gather(-1, action[:, None])[:, 0]
-        torch.testing.assert_close(dist.log_prob(action), by_hand)
+        action = agent.distribution(obs).sample()
+        torch.testing.assert_close(agent.distribution(obs).log_prob(action), log_prob_by_hand(trpo, agent, head(obs), action))
 
 
 def test_gaussian_kl_is_summed_not_averaged_over_action_dimensions():
@@ -110,6 +129,23 @@ def test_gaussian_kl_is_summed_not_averaged_over_action_dimensions():
     new = trpo_continuous.Independent(trpo_continuous.Normal(torch.full((4, 3), 0.5), torch.full((4, 3), 2.0)), 1)
     one_dimension = math.log(2.0) + (1.0 + 0.25) / 8.0 - 0.5
     assert trpo_continuous.mean_kl(old, new).item() == pytest.approx(3 * one_dimension)
+
+
+def test_surrogate_is_the_importance_weighted_advantage_and_its_gradient_the_policy_gradient(trpo):
+    agent, head = tiny_agent(trpo)
+    obs, _, actions, old_logprobs = sampled_batch(trpo, agent, 16)
+    advantages = torch.randn(16, dtype=torch.float64)
+    other, other_head = tiny_agent(trpo, seed=1)
+    with torch.no_grad():  # at another θ: mean[π_θ(a|s) / π_old(a|s) · Â], the densities written out
+        ratio = torch.exp(log_prob_by_hand(trpo, other, other_head(obs), actions) - old_logprobs)
+        value = trpo.surrogate_objective(other.distribution(obs), actions, old_logprobs, advantages)
+        torch.testing.assert_close(value, (ratio * advantages).mean())
+    # at θ_old, ∇L = mean[∇ log π_θ(a|s) · Â]: a surrogate of the wrong sign fails here
+    params = agent.actor_parameters()
+    gradient = trpo.flat_grad(trpo.surrogate_objective(agent.distribution(obs), actions, old_logprobs, advantages),
+                              params)
+    by_hand = trpo.flat_grad((log_prob_by_hand(trpo, agent, head(obs), actions) * advantages).mean(), params)
+    torch.testing.assert_close(gradient, by_hand)
 
 
 def test_fisher_vector_product_matches_exact_kl_hessian(trpo):
@@ -125,7 +161,7 @@ def test_fisher_vector_product_matches_exact_kl_hessian(trpo):
 
 def test_fisher_vector_product_reuses_its_graph_without_changing_a_bit(trpo):
     torch.manual_seed(0)
-    agent = trpo.Agent(OBS_DIM, 3)  # float32, as in training
+    agent = trpo.Agent(OBS_DIM, 3, trpo.Args())  # float32, as in training
     obs = torch.randn(500, OBS_DIM)
     vectors = torch.randn(6, trpo.flat_params(agent.actor_parameters()).numel())
     reused = trpo.fisher_vector_product(agent, obs, 0.1)
@@ -138,7 +174,7 @@ def test_old_log_probabilities_from_stored_outputs_equal_per_step_ones(trpo):
     """The rollout stores each step's network output (mean or logits) and computes log π_old after the rollout,
     in one batched call: the same numbers as the distribution built at each step."""
     torch.manual_seed(0)
-    agent = trpo.Agent(OBS_DIM, 3)
+    agent = trpo.Agent(OBS_DIM, 3, trpo.Args())
     head, policy = (agent.actor_mean, agent.gaussian) if is_continuous(trpo) else (agent.actor, agent.categorical)
     outputs, actions, per_step = [], [], []
     with torch.inference_mode():
@@ -187,13 +223,12 @@ def test_line_search_restores_parameters_when_every_step_is_rejected(trpo):
 
     def never_better():
         tried.append(trpo.flat_params(params).clone())
-        return -1.0, 0.0  # the surrogate got worse at every step
+        return -1.0, 0.0, 0.0  # the surrogate got worse at every step
 
-    accepted, fraction, objective, kl, rejected = trpo.backtracking_line_search(
-        params, old, torch.ones_like(old), never_better, old_objective=0.0, target_kl=0.01,
-        backtrack_coef=0.5, backtrack_iters=4)
+    accepted, fraction, objective, kl, rejected = line_search(trpo, params, old, torch.ones_like(old), never_better,
+                                                              0.0, 0.01, 0.5, 4)
     assert (accepted, fraction, objective, kl) == (0, 0.0, 0.0, 0.0)
-    assert rejected == {"not_finite": 0, "no_improvement": 4, "cost": 0, "kl": 0}
+    assert rejected["no_improvement"] == 4 and sum(rejected.values()) == 4
     assert torch.equal(trpo.flat_params(params), old)  # exactly, not approximately
     assert [(theta - old)[0].item() for theta in tried] == [1.0, 0.5, 0.25, 0.125]  # backtrack_coef^i
 
@@ -206,19 +241,20 @@ def test_line_search_accepts_first_improving_step_inside_trust_region(trpo):
 
     def objective_and_kl():  # objective = fraction, kl = fraction²: 1 and 0.5 violate KL ≤ 0.1, 0.25 passes
         fraction_tried = (trpo.flat_params(params) - old)[0].item()
-        return fraction_tried, fraction_tried**2
+        return fraction_tried, fraction_tried**2, 0.0
 
-    accepted, fraction, objective, kl, rejected = trpo.backtracking_line_search(
-        params, old, step, objective_and_kl, 0.0, 0.1, 0.5, 10)
+    accepted, fraction, objective, kl, rejected = line_search(trpo, params, old, step, objective_and_kl, 0.0, 0.1,
+                                                              0.5, 10)
     assert (accepted, fraction) == (3, 0.25) and rejected["kl"] == 2
     assert kl == pytest.approx(0.0625)
     torch.testing.assert_close(trpo.flat_params(params), old + 0.25 * step)
     # a non-finite surrogate is never accepted
-    accepted, *_ = trpo.backtracking_line_search(params, old, step, lambda: (float("nan"), 0.0), 0.0, 0.1, 0.5, 5)
-    assert accepted == 0 and torch.equal(trpo.flat_params(params), old)
+    accepted, *_, rejected = line_search(trpo, params, old, step, lambda: (float("nan"), 0.0, 0.0), 0.0, 0.1, 0.5, 5)
+    assert accepted == 0 and rejected["not_finite"] == 5 and torch.equal(trpo.flat_params(params), old)
 
 
-def test_cost_aware_line_search_rejects_a_cost_rise_past_the_slack(trpo):
+def test_cost_aware_line_search_rejects_a_cost_rise_past_the_slack():
+    trpo = trpo_continuous
     agent, _ = tiny_agent(trpo)
     params = agent.actor_parameters()
     old = trpo.flat_params(params).clone()
@@ -229,15 +265,15 @@ def test_cost_aware_line_search_rejects_a_cost_rise_past_the_slack(trpo):
         return fraction_tried, 0.0, 1.0 + fraction_tried
 
     # slack 0.3 (cost 0.3 under the limit): 1 and 0.5 raise L_c by more, 0.25 by less
-    accepted, fraction, _, _, rejected = trpo.backtracking_line_search(
-        params, old, step, evaluate, 0.0, 0.1, 0.5, 10, old_cost_objective=1.0, cost_slack=0.3)
+    accepted, fraction, _, _, rejected = line_search(trpo, params, old, step, evaluate, 0.0, 0.1, 0.5, 10, 1.0, 0.3)
     assert (accepted, fraction) == (3, 0.25) and rejected == {"not_finite": 0, "no_improvement": 0, "cost": 2, "kl": 0}
     # over the limit the slack is 0: every step that raises L_c is refused, and θ_old restored
-    accepted, *_ = trpo.backtracking_line_search(params, old, step, evaluate, 0.0, 0.1, 0.5, 10, 1.0, 0.0)
+    accepted, *_ = line_search(trpo, params, old, step, evaluate, 0.0, 0.1, 0.5, 10, 1.0, 0.0)
     assert accepted == 0 and torch.equal(trpo.flat_params(params), old)
 
 
-def test_policy_update_with_cost_search_refuses_steps_that_raise_the_cost_surrogate(trpo):
+def test_policy_update_with_cost_search_refuses_steps_that_raise_the_cost_surrogate():
+    trpo = trpo_continuous
     agent, _ = tiny_agent(trpo)
     obs, _, actions, logprobs = sampled_batch(trpo, agent, 64)
     advantages = torch.randn(64, dtype=torch.float64)
@@ -251,37 +287,20 @@ def test_policy_update_with_cost_search_refuses_steps_that_raise_the_cost_surrog
     assert stats["acceptance_step"] > 0 and stats["rejected_cost"] == 0  # with room to spare: plain TRPO's step
 
 
-def sampled_batch(trpo, agent, n):
-    obs = torch.randn(n, OBS_DIM, dtype=torch.float64)
-    with torch.no_grad():
-        dist = agent.distribution(obs)
-        actions = dist.sample()
-        return obs, dist, actions, dist.log_prob(actions)
-
-
-def test_policy_update_skips_non_finite_gradient_with_a_warning(trpo):
+@pytest.mark.parametrize("advantage, message", [(float("nan"), "not finite"), (0.0, "policy gradient is zero")])
+def test_policy_update_skips_a_zero_or_non_finite_gradient_with_a_warning_that_says_which(trpo, advantage, message):
     agent, _ = tiny_agent(trpo)
     obs, _, actions, logprobs = sampled_batch(trpo, agent, 8)
-    advantages = torch.full((8,), float("nan"), dtype=torch.float64)
     before = trpo.flat_params(agent.actor_parameters()).clone()
-    with pytest.warns(UserWarning, match="non-finite"):
-        stats = trpo.trpo_policy_update(agent, obs, actions, logprobs, advantages, trpo.Args())
+    with pytest.warns(UserWarning, match=message):  # (constant advantages: nothing to learn)
+        stats = trpo.trpo_policy_update(agent, obs, actions, logprobs, torch.full((8,), advantage, dtype=torch.float64),
+                                        trpo.Args())
     assert stats["acceptance_step"] == 0
     assert torch.equal(trpo.flat_params(agent.actor_parameters()), before)
 
 
-def test_policy_update_skips_a_zero_gradient_with_a_warning_that_says_so(trpo):
-    agent, _ = tiny_agent(trpo)
-    obs, _, actions, logprobs = sampled_batch(trpo, agent, 8)
-    before = trpo.flat_params(agent.actor_parameters()).clone()
-    with pytest.warns(UserWarning, match="policy gradient is zero"):  # constant advantages: nothing to learn
-        stats = trpo.trpo_policy_update(agent, obs, actions, logprobs, torch.zeros(8, dtype=torch.float64), trpo.Args())
-    assert stats["acceptance_step"] == 0
-    assert torch.equal(trpo.flat_params(agent.actor_parameters()), before)
-
-
-def test_policy_update_improves_surrogate_within_trust_region(trpo):
-    agent, _ = tiny_agent(trpo)
+def test_policy_update_improves_the_surrogate_written_out_within_the_trust_region(trpo):
+    agent, head = tiny_agent(trpo)
     obs, dist, actions, logprobs = sampled_batch(trpo, agent, 64)
     rewarded = actions[:, 0] - actions[:, 1] if is_continuous(trpo) else (actions == 0).double()
     advantages = trpo.standardize(rewarded)
@@ -289,9 +308,39 @@ def test_policy_update_improves_surrogate_within_trust_region(trpo):
     stats = trpo.trpo_policy_update(agent, obs, actions, logprobs, advantages, args)
     assert stats["acceptance_step"] >= 1
     assert 0 < stats["kl"] <= args.target_kl
-    assert stats["actual_improvement"] > 0
     with torch.no_grad():
         assert trpo.mean_kl(dist, agent.distribution(obs)).item() == pytest.approx(stats["kl"])
+        # the surrogate by hand (it is 0 at θ_old, where every ratio is 1 and the advantages have mean 0)
+        ratio = torch.exp(log_prob_by_hand(trpo, agent, head(obs), actions) - logprobs)
+        assert (ratio * advantages).mean().item() == pytest.approx(stats["actual_improvement"]) and \
+            stats["actual_improvement"] > 0
+
+
+def test_critic_update_steps_on_the_mse_with_its_l2_term_and_a_clipped_gradient(trpo):
+    """One full-batch step with SGD in place of Adam (a step proportional to the gradient), against the loss and the
+    clip written out: a missing L2 term, a sum for the mean or a missing clip would each move the weights elsewhere."""
+    args = trpo.Args(update_epochs=1, critic_minibatch_size=64, critic_l2_coef=0.05, max_grad_norm=0.5)
+    torch.manual_seed(0)
+    critic = trpo.mlp(OBS_DIM, 1, 1.0, args)
+    reference = trpo.mlp(OBS_DIM, 1, 1.0, args)
+    reference.load_state_dict(critic.state_dict())
+    obs, returns = torch.randn(64, OBS_DIM), 10 * torch.randn(64)  # large errors: the gradient's norm is clipped
+    params = list(reference.parameters())
+    mse = (reference(obs).squeeze(-1) - returns).pow(2).mean()
+    gradient = torch.autograd.grad(mse + 0.05 * sum(p.pow(2).sum() for p in params), params)
+    norm = torch.sqrt(sum(g.pow(2).sum() for g in gradient))
+    assert norm > 0.5
+    with torch.no_grad():
+        for p, g in zip(params, gradient):
+            p -= 0.1 * g * 0.5 / norm  # θ ← θ − lr · g · max_grad_norm / ‖g‖
+    optimizer = torch.optim.SGD(critic.parameters(), lr=0.1)
+    if is_continuous(trpo):
+        (loss,) = trpo.critic_update([critic], [optimizer], [returns], obs, args)
+    else:
+        loss = trpo.critic_update(critic, optimizer, returns, obs, args)
+    assert loss == pytest.approx(mse.item(), rel=1e-6)  # the mean squared error, without the L2 term
+    for ours, expected in zip(critic.parameters(), reference.parameters()):
+        torch.testing.assert_close(ours, expected, rtol=0, atol=1e-6)
 
 
 def test_gae_by_hand_with_termination_and_truncation_bootstrap(trpo):
@@ -320,129 +369,60 @@ def test_gae_bootstraps_from_next_value_when_rollout_ends_mid_episode(trpo):
     np.testing.assert_allclose(advantages, [[6.0]])  # 1 + 0.5·10 − 0
 
 
-def test_running_mean_std_merges_batches_exactly(trpo):
+def test_running_statistics_merge_batches_exactly_and_normalization_clips_at_5(trpo):
     data = np.random.default_rng(0).normal(3.0, 2.0, size=(1000, 4))
     stats = trpo.RunningMeanStd((4,))
     for batch in np.array_split(data, 37):
         stats.update(batch)
     np.testing.assert_allclose(stats.mean, data.mean(0), rtol=1e-6)
     np.testing.assert_allclose(stats.var, data.var(0), rtol=1e-4)
-    normalizer = trpo.ObservationNormalizer(4, clip=5.0)
-    normalizer.stats = stats
-    normalized = normalizer(data)
-    assert normalized.dtype == np.float32 and np.abs(normalized).max() <= 5.0
-    np.testing.assert_allclose(normalized.mean(0), 0.0, atol=1e-3)
+    normalized = trpo.normalize_obs(data, stats)
+    assert normalized.dtype == np.float32
+    np.testing.assert_allclose(normalized, (data - data.mean(0)) / data.std(0), rtol=1e-4, atol=1e-4)
+    far = np.array([[3.0 + 40.0, 3.0 - 30.0, 3.0 + 6.0, 3.0]])  # 20, −15, 3 and 0 standard deviations away
+    np.testing.assert_allclose(trpo.normalize_obs(far, stats), [[5.0, -5.0, 3.0, 0.0]], atol=0.05)
+    assert trpo.normalize_obs(far, stats)[0, :2].tolist() == [5.0, -5.0]  # clipped exactly
+    assert np.array_equal(trpo.normalize_obs(far, None), far.astype(np.float32))  # without normalization
 
 
-def test_reward_scaler_keeps_sign_and_resets_at_episode_end(trpo):
-    scaler = trpo.RewardScaler(num_envs=2, gamma=0.99)
-    rewards = np.array([10.0, -10.0])
-    for _ in range(50):
+def test_reward_scaler_divides_by_the_std_of_the_discounted_return_and_resets_it(trpo):
+    scaler = trpo.RewardScaler(num_envs=2, gamma=0.5)
+    rewards, returns = np.array([10.0, -10.0]), []
+    for _ in range(30):
         scaled = scaler(rewards, np.array([False, False]))
-    assert scaled[0] > 0 > scaled[1] and abs(scaled[0]) < 10.0
+        returns.append(scaler.discounted_return.copy())
+    std = np.std(returns)  # of every G_t seen, both envs: G_t = 0.5 G_{t−1} ± 10
+    assert std > 10 and scaled == pytest.approx(rewards / std, rel=1e-4)  # r / std(G), neither r / Var(G) nor r − μ
     scaler(rewards, np.array([True, False]))
     assert scaler.discounted_return[0] == 0.0 and scaler.discounted_return[1] != 0.0
 
 
-# ---------------------------------------------------------------------------------------------------
-# Safe RL: the Lagrange multiplier, the penalized advantage, the per-step costs of a vector env.
-# ---------------------------------------------------------------------------------------------------
-def test_lagrange_multiplier_rises_above_the_limit_and_falls_to_zero_below(trpo):
-    multiplier, history = 0.0, []
-    for episode_cost in [40.0, 40.0, 30.0, 10.0, 10.0, 10.0, 10.0]:  # limit 25: three violations, then safe
-        multiplier = trpo.update_lagrange_multiplier(multiplier, episode_cost, cost_limit=25.0, lagrange_lr=0.1)
-        history.append(multiplier)
-    assert history[:3] == pytest.approx([1.5, 3.0, 3.5])  # λ + η (J_c − d)
-    assert history[3:] == pytest.approx([2.0, 0.5, 0.0, 0.0])  # projected on λ ≥ 0: stays at 0, never below
-
-
-def test_adam_multiplier_update_is_adam_on_minus_lambda_times_the_violation(trpo):
-    costs = [40.0, 35.0, 20.0, 10.0, 10.0, 10.0]  # limit 25: over, then under
-    multiplier = torch.nn.Parameter(torch.tensor(0.001, dtype=torch.float64))
-    optimizer = torch.optim.Adam([multiplier], lr=0.035)
-    ours, moments = 0.001, [0.0, 0.0, 0]
-    for cost in costs:
-        optimizer.zero_grad()
-        (-multiplier * (cost - 25.0)).backward()
-        optimizer.step()
-        with torch.no_grad():
-            multiplier.clamp_(min=0.0)  # OmniSafe's projection on λ ≥ 0
-        ours, moments = trpo.adam_lagrange_step(ours, moments, cost, 25.0, 0.035)
-        assert ours == pytest.approx(multiplier.item(), abs=1e-12)
-    assert moments[2] == len(costs)
-
-
-def test_pid_multiplier_update_follows_its_equation_and_reduces_to_the_integral_one(trpo):
-    # by hand, K_p = 0.1, K_i = 0.01, K_d = 0.2, limit 25: e = 15, I = 0.15, λ = 1.5 + 0.15 + 0 (no previous cost)
-    multiplier, integral = trpo.pid_lagrange_step(0.0, None, 40.0, 25.0, kp=0.1, ki=0.01, kd=0.2)
-    assert (multiplier, integral) == pytest.approx((1.65, 0.15))
-    # then J_c = 45: e = 20, I = 0.35, rise 5: λ = 2.0 + 0.35 + 1.0; then J_c = 5: e = −20, I = 0.15, λ = max(0, −2 + 0.15)
-    multiplier, integral = trpo.pid_lagrange_step(integral, 40.0, 45.0, 25.0, kp=0.1, ki=0.01, kd=0.2)
-    assert (multiplier, integral) == pytest.approx((3.35, 0.35))
-    multiplier, integral = trpo.pid_lagrange_step(integral, 45.0, 5.0, 25.0, kp=0.1, ki=0.01, kd=0.2)
-    assert (multiplier, integral) == pytest.approx((0.0, 0.15))
-    # K_p = K_d = 0: the integral update, step for step
-    gradient = pid = trpo.initial_lagrange_state(0.5)
-    gradient_args = trpo.Args(cost_limit=25.0, lagrange_lr=0.01, lagrange_update="gradient")
-    pid_args = trpo.Args(cost_limit=25.0, lagrange_update="pid", pid_kp=0.0, pid_ki=0.01, pid_kd=0.0)
-    for cost in [40.0, 45.0, 30.0, 5.0, 5.0, 5.0, 60.0]:
-        gradient, pid = trpo.update_lagrange_state(gradient, cost, gradient_args), trpo.update_lagrange_state(pid, cost, pid_args)
-        assert pid["multiplier"] == pytest.approx(gradient["multiplier"], abs=1e-12)
-
-
-def test_a_zero_learning_rate_holds_the_multiplier_as_a_fixed_penalty(trpo):
-    for update in ["gradient", "adam"]:
-        state = trpo.initial_lagrange_state(1.5)
-        args = trpo.Args(cost_limit=25.0, lagrange_lr=0.0, lagrange_update=update)
-        for cost in [80.0, 0.0, 40.0]:  # over, under and over the limit: λ stays where it started
-            state = trpo.update_lagrange_state(state, cost, args)
-            assert state["multiplier"] == 1.5, update
-
-
-def test_penalized_advantage_interpolates_from_reward_to_minus_cost(trpo):
-    reward_advantages, cost_advantages = torch.tensor([1.0, -2.0, 0.5]), torch.tensor([3.0, 1.0, -1.0])
-    assert torch.equal(trpo.penalized_advantages(reward_advantages, cost_advantages, 0.0), reward_advantages)
-    assert torch.allclose(trpo.penalized_advantages(reward_advantages, cost_advantages, 1.0),
-                          (reward_advantages - cost_advantages) / 2)
-    assert torch.allclose(trpo.penalized_advantages(reward_advantages, cost_advantages, 1e9), -cost_advantages)
-
-
-def test_step_costs_read_the_final_info_of_envs_that_just_reset(trpo):
-    # Gymnasium 0.28 vector infos: env 0 mid-episode (cost in infos), env 1 just reset (cost in final_info).
-    infos = {"cost": np.array([2.0, 0.0]), "_cost": np.array([True, False]),
-             "final_info": np.array([None, {"cost": 5.0}], dtype=object), "_final_info": np.array([False, True])}
-    assert trpo.step_costs(infos, 2).tolist() == [2.0, 5.0]
-
-
-def test_linear_schedule_runs_from_start_to_end(trpo):
-    assert [trpo.linear_schedule(0.5, 0.1, p) for p in (0.0, 0.5, 1.0)] == pytest.approx([0.5, 0.3, 0.1])
-
-
 def test_network_options_build_the_networks_they_name(trpo):
-    agent = trpo.Agent(4, 2, hidden_sizes=(32, 16, 8), activation="relu", weight_init="pytorch", cost_critic=True)
-    for network in [agent.critic, agent.cost_critic, agent.actor_mean if is_continuous(trpo) else agent.actor]:
+    args = trpo.Args(hidden_sizes=(32, 16, 8), activation="relu", weight_init="pytorch")
+    agent = trpo.Agent(4, 2, args)
+    networks = [agent.critic, agent.actor_mean if is_continuous(trpo) else agent.actor]
+    for network in networks:
         linear = [m for m in network if isinstance(m, torch.nn.Linear)]
         assert [m.out_features for m in linear[:-1]] == [32, 16, 8]
         assert all(isinstance(m, torch.nn.ReLU) for m in network if not isinstance(m, torch.nn.Linear))
     torch.manual_seed(0)
-    orthogonal = trpo.Agent(4, 2, hidden_sizes=(64,))
+    orthogonal = trpo.Agent(4, 2, trpo.Args(hidden_sizes=(64,)))
     head = orthogonal.actor_mean if is_continuous(trpo) else orthogonal.actor
     # orthogonal: the hidden layer's rows are orthogonal with norm √2; the policy's last layer is scaled by 0.01
     weight = head[0].weight.detach()
     assert torch.allclose(weight.T @ weight, 2 * torch.eye(4), atol=1e-5)
     assert head[-1].weight.abs().max() < 0.02
-    pytorch_head = agent.actor_mean if is_continuous(trpo) else agent.actor
-    assert pytorch_head[-1].weight.abs().max() > 0.05  # nn.Linear's U(±1/√8) on the last layer
+    assert networks[1][-1].weight.abs().max() > 0.05  # nn.Linear's U(±1/√8) on the last layer
 
 
 def test_speed_spellings_compute_the_same_mathematics(trpo):
     # the rollout's values in one batched call after it, against one call per step
     torch.manual_seed(0)
-    agent = trpo.Agent(OBS_DIM, 2, cost_critic=True)
+    agent = trpo.Agent(OBS_DIM, 2, trpo.Args())
     rollout = torch.randn(200, 4, OBS_DIM)  # (num_steps, num_envs, obs_dim)
     with torch.inference_mode():
-        per_step = torch.stack([agent.get_value(rollout[t]) for t in range(200)])
-        batched = agent.get_value(rollout.reshape(-1, OBS_DIM)).reshape(200, 4)
+        per_step = torch.stack([agent.critic(rollout[t]).squeeze(-1) for t in range(200)])
+        batched = agent.critic(rollout.reshape(-1, OBS_DIM)).squeeze(-1).reshape(200, 4)
     torch.testing.assert_close(batched, per_step, rtol=0, atol=1e-6)
     # the running statistics' np.add.reduce spelling: bit for bit np.mean and np.var
     batches = [np.random.default_rng(seed).normal(3.0, 2.0, (n, 5)).astype(dtype)
@@ -453,7 +433,7 @@ def test_speed_spellings_compute_the_same_mathematics(trpo):
         reference.update_from_moments(batch.mean(axis=0), batch.var(axis=0), batch.shape[0])
         assert np.array_equal(ours.mean, reference.mean) and np.array_equal(ours.var, reference.var)
     # fused Adam: the same steps as the for-loop Adam, to float tolerance
-    networks = [trpo.mlp(OBS_DIM, (16,), 1, 1.0) for _ in range(2)]
+    networks = [trpo.mlp(OBS_DIM, 1, 1.0, trpo.Args(hidden_sizes=(16,))) for _ in range(2)]
     networks[1].load_state_dict(networks[0].state_dict())
     optimizers = [torch.optim.Adam(networks[0].parameters(), lr=1e-3),
                   torch.optim.Adam(networks[1].parameters(), lr=1e-3, fused=True)]
@@ -465,3 +445,81 @@ def test_speed_spellings_compute_the_same_mathematics(trpo):
             optimizer.step()
     for a, b in zip(networks[0].parameters(), networks[1].parameters()):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Safe RL (trpo_continuous.py): the multiplier's rules, the penalized advantage, the per-step costs.
+# ---------------------------------------------------------------------------------------------------
+def test_gradient_multiplier_rises_above_the_limit_and_falls_to_zero_below():
+    multiplier, history = 0.0, []
+    for episode_cost in [40.0, 40.0, 30.0, 10.0, 10.0, 10.0, 10.0]:  # limit 25: three violations, then safe
+        multiplier = trpo_continuous.gradient_lagrange_step(multiplier, episode_cost, cost_limit=25.0, lr=0.1)
+        history.append(multiplier)
+    assert history[:3] == pytest.approx([1.5, 3.0, 3.5])  # λ + η (J_c − d)
+    assert history[3:] == pytest.approx([2.0, 0.5, 0.0, 0.0])  # projected on λ ≥ 0: stays at 0, never below
+
+
+def test_adam_multiplier_update_is_adam_on_minus_lambda_times_the_violation():
+    costs = [40.0, 35.0, 20.0, 10.0, 10.0, 10.0]  # limit 25: over, then under
+    multiplier = torch.nn.Parameter(torch.tensor(0.001, dtype=torch.float64))
+    optimizer = torch.optim.Adam([multiplier], lr=0.035)
+    ours, moments = 0.001, [0.0, 0.0, 0]
+    for cost in costs:
+        optimizer.zero_grad()
+        (-multiplier * (cost - 25.0)).backward()
+        optimizer.step()
+        with torch.no_grad():
+            multiplier.clamp_(min=0.0)  # OmniSafe's projection on λ ≥ 0
+        ours, moments = trpo_continuous.adam_lagrange_step(ours, moments, cost, 25.0, 0.035)
+        assert ours == pytest.approx(multiplier.item(), abs=1e-12)
+    assert moments[2] == len(costs)
+
+
+def test_pid_multiplier_update_follows_its_equation_and_reduces_to_the_integral_one():
+    trpo = trpo_continuous
+    # by hand, K_p = 0.1, K_i = 0.01, K_d = 0.2, limit 25: e = 15, I = 0.15, λ = 1.5 + 0.15 + 0 (no previous cost)
+    multiplier, integral = trpo.pid_lagrange_step(0.0, None, 40.0, 25.0, kp=0.1, ki=0.01, kd=0.2)
+    assert (multiplier, integral) == pytest.approx((1.65, 0.15))
+    # then J_c = 45: e = 20, I = 0.35, rise 5: λ = 2.0 + 0.35 + 1.0; then J_c = 5: e = −20, I = 0.15, λ = max(0, −2 + 0.15)
+    multiplier, integral = trpo.pid_lagrange_step(integral, 40.0, 45.0, 25.0, kp=0.1, ki=0.01, kd=0.2)
+    assert (multiplier, integral) == pytest.approx((3.35, 0.35))
+    multiplier, integral = trpo.pid_lagrange_step(integral, 45.0, 5.0, 25.0, kp=0.1, ki=0.01, kd=0.2)
+    assert (multiplier, integral) == pytest.approx((0.0, 0.15))
+    # K_p = K_d = 0: the integral update, step for step
+    start = {"multiplier": 0.5, "adam_moments": [0.0, 0.0, 0], "pid_integral": 0.5, "mean_episode_cost": None}
+    gradient, pid = start, start
+    gradient_args = trpo.Args(cost_limit=25.0, lagrange_lr=0.01, lagrange_update="gradient")
+    pid_args = trpo.Args(cost_limit=25.0, lagrange_update="pid", pid_kp=0.0, pid_ki=0.01, pid_kd=0.0)
+    for cost in [40.0, 45.0, 30.0, 5.0, 5.0, 5.0, 60.0]:
+        gradient, pid = trpo.update_lagrange(gradient, cost, gradient_args), trpo.update_lagrange(pid, cost, pid_args)
+        assert pid["multiplier"] == pytest.approx(gradient["multiplier"], abs=1e-12)
+        assert pid["mean_episode_cost"] == cost
+
+
+def test_a_zero_learning_rate_holds_the_multiplier_as_a_fixed_penalty():
+    for update in ["gradient", "adam"]:
+        state = {"multiplier": 1.5, "adam_moments": [0.0, 0.0, 0], "pid_integral": 1.5, "mean_episode_cost": None}
+        args = trpo_continuous.Args(cost_limit=25.0, lagrange_lr=0.0, lagrange_update=update)
+        for cost in [80.0, 0.0, 40.0]:  # over, under and over the limit: λ stays where it started
+            state = trpo_continuous.update_lagrange(state, cost, args)
+            assert state["multiplier"] == 1.5, update
+
+
+def test_penalized_advantage_interpolates_from_reward_to_minus_cost():
+    reward_advantages, cost_advantages = torch.tensor([1.0, -2.0, 0.5]), torch.tensor([3.0, 1.0, -1.0])
+    penalized = trpo_continuous.penalized_advantages
+    assert torch.equal(penalized(reward_advantages, cost_advantages, 0.0), reward_advantages)
+    assert torch.allclose(penalized(reward_advantages, cost_advantages, 1.0), (reward_advantages - cost_advantages) / 2)
+    assert torch.allclose(penalized(reward_advantages, cost_advantages, 1e9), -cost_advantages)
+
+
+def test_step_costs_read_the_final_info_of_envs_that_just_reset():
+    # Gymnasium 0.28 vector infos: env 0 mid-episode (cost in infos), env 1 just reset (cost in final_info)
+    infos = {"cost": np.array([2.0, 0.0]), "_cost": np.array([True, False]),
+             "final_info": np.array([None, {"cost": 5.0}], dtype=object), "_final_info": np.array([False, True])}
+    assert trpo_continuous.step_costs(infos, 2).tolist() == [2.0, 5.0]
+    assert trpo_continuous.step_costs({}, 2).tolist() == [0.0, 0.0]  # an env without a cost
+
+
+def test_linear_schedule_runs_from_start_to_end():
+    assert [trpo_continuous.linear_schedule(0.5, 0.1, p) for p in (0.0, 0.5, 1.0)] == pytest.approx([0.5, 0.3, 0.1])
