@@ -24,6 +24,7 @@ import tyro
 import yaml
 from torch.distributions import Independent, Normal
 
+
 @dataclass
 class Args:
     exp_name: str = os.path.basename(__file__)[: -len(".py")]  # the name of this experiment (part of the run name)
@@ -35,11 +36,11 @@ class Args:
     eval_episodes: int = 10  # episodes of the deterministic evaluation (after --save-model, or of --eval-model)
     eval_model: Optional[str] = None  # a .model or checkpoint.pt to evaluate instead of training (on --env-id if given)
     config: Optional[str] = None  # a yaml file of these fields (a preset, a run's args.yaml): defaults for the flags
-    checkpoint_every: int = 10  # write runs/<run_name>/checkpoint.pt every this many iterations (0: never) and at the end
+    checkpoint_every: int = 10  # write runs/<run_name>/checkpoint.pt every this many iterations (0: never), and last
     resume: Optional[str] = None  # a checkpoint.pt to continue, with its run's arguments (other flags are ignored)
 
-    # Algorithm: the defaults sweep's defaults (benchmark/README.md); OmniSafe's: --config benchmark/presets/omnisafe.yaml
-    env_id: Optional[str] = None  # a Gymnasium id with Box actions, or a Safety-Gymnasium id (unset: SafetyPointGoal1-v0)
+    # Algorithm: the defaults sweep's (benchmark/README.md); OmniSafe's: --config benchmark/presets/omnisafe.yaml
+    env_id: Optional[str] = None  # a Gymnasium id with Box actions or a Safety-Gymnasium id (SafetyPointGoal1-v0)
     total_timesteps: int = 1_000_000  # environment steps of the whole run, over all envs and workers
     num_envs: int = 16  # the environments stepped together (by each worker, under torchrun)
     async_envs: bool = False  # if toggled, each environment steps in its own process (for slow simulators)
@@ -67,7 +68,7 @@ class Args:
     weight_init: Literal["orthogonal", "pytorch"] = "orthogonal"  # CleanRL's, or nn.Linear's own (OmniSafe's)
 
     # Safe RL, on envs whose steps report info["cost"] (every Safety-Gymnasium task)
-    use_cost_critic: bool = False  # if toggled, also fit a cost critic V^c to the discounted costs (implied by --cost-limit)
+    use_cost_critic: bool = False  # if toggled, also fit a cost critic V^c to the costs (implied by --cost-limit)
     cost_limit: Optional[float] = None  # d: if set, TRPO-Lagrangian keeps the mean episodic cost J_c under d
     cost_gamma: float = 0.99  # the discount factor of the costs
     cost_gae_lambda: float = 0.95  # the λ of the cost advantages' GAE
@@ -81,7 +82,6 @@ class Args:
     cost_line_search: bool = False  # if toggled, the line search also refuses steps that raise the cost surrogate
     penalty_coef: float = 0.0  # κ: train on the penalized reward r − κ·c (OmniSafe's reward_penalty; 0: off)
 
-DEFAULT_ENV_ID = "SafetyPointGoal1-v0"
 LAUNCH_ARGUMENTS = ("config", "resume", "eval_model")  # how a run was started: never in its args.yaml
 
 
@@ -128,7 +128,8 @@ def make_env(env_id: str, idx: int, capture_video: bool, run_name: str) -> Calla
         render_mode = "rgb_array" if capture_video and idx == 0 else None
         if env_id.startswith("Safety"):  # its steps give (obs, reward, cost, terminated, truncated, info): cost to info
             safety_gymnasium = import_safety_gymnasium()
-            env = safety_gymnasium.wrappers.SafetyGymnasium2Gymnasium(safety_gymnasium.make(env_id, render_mode=render_mode))
+            env = safety_gymnasium.make(env_id, render_mode=render_mode)
+            env = safety_gymnasium.wrappers.SafetyGymnasium2Gymnasium(env)
         else:
             env = gym.make(env_id, render_mode=render_mode)
         if capture_video and idx == 0:
@@ -149,8 +150,7 @@ def step_costs(infos: dict, num_envs: int) -> np.ndarray:
 
 # === Normalization: running statistics of the observations and of the discounted return
 class RunningMeanStd:
-    """Running mean μ and variance σ² of a stream of batches, merged by Chan et al.'s parallel formula. NumPy, not
-    torch: per step it handles a few numbers, where each torch call would cost more than the arithmetic."""
+    """Running mean μ and variance σ² of a stream of batches (Chan et al.'s merge), in NumPy: cheaper than torch."""
 
     def __init__(self, shape=(), count: float = 1e-4):
         self.mean, self.var, self.count = np.zeros(shape, np.float64), np.ones(shape, np.float64), count
@@ -164,8 +164,16 @@ class RunningMeanStd:
         delta = batch_mean - self.mean
         total = self.count + batch_count
         self.mean = self.mean + delta * batch_count / total
-        self.var = (self.var * self.count + batch_var * batch_count + delta**2 * self.count * batch_count / total) / total
+        self.var = (self.var * self.count + batch_var * batch_count
+                    + delta**2 * self.count * batch_count / total) / total
         self.count = total
+
+    def state_dict(self) -> dict:
+        return {"mean": torch.as_tensor(self.mean), "var": torch.as_tensor(self.var), "count": self.count}
+
+    def load_state_dict(self, state: dict) -> "RunningMeanStd":
+        self.mean, self.var, self.count = state["mean"].numpy(), state["var"].numpy(), float(state["count"])
+        return self
 
 def normalize_obs(obs: np.ndarray, obs_rms: Optional[RunningMeanStd]) -> np.ndarray:
     """clip((s − μ) / sqrt(σ² + 1e-8), −5, 5) as float32 (the clip is OmniSafe's); s itself when obs_rms is None."""
@@ -228,21 +236,18 @@ class Agent(nn.Module):
                            validate_args=False)
 
     def distribution(self, obs: torch.Tensor) -> Independent:
-        """π_θ(·|s)."""
         return self.gaussian(self.actor_mean(obs))
 
 
 # === The mathematics of the update, one function per equation
 def add_truncation_bootstrap(rewards, truncated, final_values, gamma: float) -> np.ndarray:
-    """r_t ← r_t + γ V(s_final) where the time limit truncated the episode: it goes on in the MDP, so GAE may stop at
-    the boundary only with the final observation's value folded in."""
+    """r_t ← r_t + γV(s_final) where the time limit truncated the episode, whose return goes on in the MDP."""
     return rewards + gamma * final_values * truncated
 
 def compute_gae(rewards, values, dones, next_value, next_done, gamma: float, gae_lambda: float) -> tuple:
     """GAE over a (num_steps, num_envs) rollout, dones[t] = 1 where observation t begins an episode (CleanRL's):
     δ_t = r_t + γ(1 − d_{t+1})V(s_{t+1}) − V(s_t), Â_t = δ_t + γλ(1 − d_{t+1})Â_{t+1}; returns (Â, R = Â + V)."""
-    advantages = np.zeros_like(values)
-    last_advantage = 0.0
+    advantages, last_advantage = np.zeros_like(values), 0.0
     for t in reversed(range(len(rewards))):  # a NumPy loop: per-element torch calls would cost more
         if t == len(rewards) - 1:
             next_nonterminal, next_values = 1.0 - next_done, next_value
@@ -331,11 +336,8 @@ def fisher_vector_product(agent: Agent, obs: torch.Tensor, damping: float) -> Ca
     return lambda v: all_reduce_mean(flat_grad(grad_kl @ v, params, retain_graph=True)) + damping * v
 
 def conjugate_gradient(Avp: Callable, b: torch.Tensor, iters: int, residual_tol: float = 1e-10) -> torch.Tensor:
-    """Solves Ax = b for a symmetric positive-definite A known by its products Ap, in at most `iters` steps from
-    x = 0 (so the first residual is b), stopping once ‖r‖ < residual_tol."""
-    x = torch.zeros_like(b)
-    r = b.clone()
-    p = b.clone()
+    """Solves Ax = b, A symmetric positive-definite and known by its products Ap, in ≤ iters steps from x = 0."""
+    x, r, p = torch.zeros_like(b), b.clone(), b.clone()
     r_dot_r = r @ r
     for _ in range(iters):
         Ap = Avp(p)
@@ -405,9 +407,9 @@ def trpo_policy_update(agent: Agent, obs, actions, old_logprobs, advantages, arg
     def evaluate():
         with torch.no_grad():
             dist = agent.distribution(obs)
-            return all_reduce_mean(torch.stack([surrogate_objective(dist, actions, old_logprobs, advantages),
-                                                mean_kl(old_dist, dist),
-                                                surrogate_objective(dist, actions, old_logprobs, cost_advantages)])).tolist()
+            values = [surrogate_objective(dist, actions, old_logprobs, advantages), mean_kl(old_dist, dist),
+                      surrogate_objective(dist, actions, old_logprobs, cost_advantages)]
+            return all_reduce_mean(torch.stack(values)).tolist()
 
     old_objective = all_reduce_mean(objective.detach().clone()).item()
     acceptance_step, fraction, new_objective, kl, rejected = backtracking_line_search(
@@ -450,18 +452,16 @@ def explained_variance(predicted: np.ndarray, target: np.ndarray) -> float:
 
 # === Training: each iteration is a rollout, the advantages, λ, one TRPO step, the critics' fit, the logs, a checkpoint
 def train(args: Args) -> dict:
-    """Trains one run, alone or as one of torchrun's data-parallel workers (rank 0 logs and saves); returns a
-    summary. Everything is checked before anything is written."""
+    """Trains one run, alone or as a torchrun worker (rank 0 logs and saves), checking everything before writing."""
     checkpoint = load_checkpoint(args.resume) if args.resume else None
-    if checkpoint is not None:
-        args = Args(**checkpoint["args"], resume=args.resume)
+    args = Args(**checkpoint["args"], resume=args.resume) if checkpoint else args
     workers = int(os.environ.get("WORLD_SIZE", "1"))
     args = validate_args(args, workers)
     device, rank = start_worker(args.cuda, workers)
-    run_name = [checkpoint["run_name"] if checkpoint else f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"]
+    run_name = [f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"]
     if workers > 1:
         dist.broadcast_object_list(run_name, src=0)  # rank 0's clock names the run
-    run_name, global_step = run_name[0], checkpoint["global_step"] if checkpoint else 0
+    run_name, global_step = (checkpoint["run_name"], checkpoint["global_step"]) if checkpoint else (run_name[0], 0)
     run_dir = os.path.dirname(os.path.abspath(args.resume)) if checkpoint else f"runs/{run_name}"
 
     # Seeding: each worker its own streams; a resumed run draws new ones from its step count
@@ -487,8 +487,10 @@ def train(args: Args) -> dict:
         agent.load_state_dict(checkpoint["agent"])
         for optimizer, state in zip(optimizers, checkpoint["optimizers"]):
             optimizer.load_state_dict(state)
-        load_statistics(obs_rms, checkpoint["obs_rms"])
-        load_statistics(reward_scaler and reward_scaler.return_rms, checkpoint["return_rms"])
+        if obs_rms is not None:
+            obs_rms.load_state_dict(checkpoint["obs_rms"])
+        if reward_scaler is not None:
+            reward_scaler.return_rms.load_state_dict(checkpoint["return_rms"])
         lagrange = checkpoint["lagrange"]
     elif workers > 1:
         for tensor in agent.state_dict().values():
@@ -543,7 +545,7 @@ def train(args: Args) -> dict:
                 for k, critic in enumerate(critics):
                     final_values = np.zeros(args.num_envs, np.float32)
                     with torch.inference_mode():
-                        final_values[truncated] = critic(torch.from_numpy(final_obs).to(device)).squeeze(-1).cpu().numpy()
+                        final_values[truncated] = critic(torch.from_numpy(final_obs).to(device)).squeeze(-1).cpu()
                     step_signals[k] = add_truncation_bootstrap(step_signals[k], truncated, final_values, gammas[k])
             signals[:, step] = step_signals
             next_raw_obs, next_done = raw_obs.reshape(args.num_envs, obs_dim), done.astype(np.float32)
@@ -572,8 +574,9 @@ def train(args: Args) -> dict:
         if len(critics) > 1:
             b_cost_advantages = standardize(advantages[1]) if args.standardize_cost_advantages else advantages[1]
         b_actions = torch.from_numpy(actions.reshape(-1, act_dim)).to(device)
+        b_means = torch.from_numpy(action_means.reshape(-1, act_dim)).to(device)
         with torch.no_grad():
-            b_logprobs = agent.gaussian(torch.from_numpy(action_means.reshape(-1, act_dim)).to(device)).log_prob(b_actions)
+            b_logprobs = agent.gaussian(b_means).log_prob(b_actions)
 
         # λ moves first, on the episodes that ended in this rollout (if any); the policy step uses the penalized Â
         if args.cost_limit is not None:
@@ -625,13 +628,15 @@ def train(args: Args) -> dict:
                       + (f" | cost {np.mean(recent_costs):.2f}" if recent_costs else ""), flush=True)
 
         # Checkpoint (rank 0): all a run needs to go on, but the episodes in progress (a resumed run starts new ones)
-        if rank == 0 and (iteration == num_iterations or args.checkpoint_every and iteration % args.checkpoint_every == 0):
+        last = iteration == num_iterations
+        if rank == 0 and (last or args.checkpoint_every and iteration % args.checkpoint_every == 0):
             state = {"format": "trpo_continuous", "args": training_arguments(args), "run_name": run_name,
                      "global_step": global_step, "iteration": iteration, "agent": agent.state_dict(),
                      "optimizers": [optimizer.state_dict() for optimizer in optimizers], "lagrange": lagrange,
-                     "obs_rms": statistics(obs_rms), "return_rms": statistics(reward_scaler and reward_scaler.return_rms)}
+                     "obs_rms": obs_rms.state_dict() if obs_rms is not None else None,
+                     "return_rms": reward_scaler.return_rms.state_dict() if reward_scaler is not None else None}
             save_checkpoint(state, f"{run_dir}/checkpoint.pt")
-            if args.save_model and iteration == num_iterations:
+            if args.save_model and last:
                 save_checkpoint(state, f"{run_dir}/{args.exp_name}.model")
 
     envs.close()
@@ -643,10 +648,10 @@ def train(args: Args) -> dict:
     if rank == 0:
         if args.save_model:
             result["model_path"] = f"{run_dir}/{args.exp_name}.model"
+            print(f"model saved to {result['model_path']}")
             evaluation = evaluate(result["model_path"], args.env_id, args.eval_episodes, args.seed, str(device))
             for episode, episodic_return in enumerate(evaluation["returns"]):
                 writer.add_scalar("eval/episodic_return", episodic_return, episode)
-            print(f"model saved to {result['model_path']}\n{evaluation_line(evaluation)}")
             result.update(eval_return=evaluation["mean_return"], eval_cost=evaluation["mean_cost"])
         writer.close()
         if args.track:
@@ -657,8 +662,7 @@ def train(args: Args) -> dict:
     return result
 
 def open_logs(args: Args, run_name: str, run_dir: str, resumed_step: Optional[int]):
-    """The TensorBoard writer (and the wandb run, with --track) and args.yaml. A resumed run's writer drops what the
-    stopped run logged after the checkpoint's step."""
+    """TensorBoard's writer (which drops what a stopped run logged after its checkpoint), wandb's run, args.yaml."""
     if args.track:
         import wandb
         wandb.init(project=os.environ.get("WANDB_PROJECT", "trpo"), sync_tensorboard=True, name=run_name,
@@ -677,14 +681,6 @@ def open_logs(args: Args, run_name: str, run_dir: str, resumed_step: Optional[in
 def training_arguments(args: Args) -> dict:
     """The arguments that say how a run trains (not how it was launched): its args.yaml and checkpoints hold them."""
     return {name: value for name, value in dataclasses.asdict(args).items() if name not in LAUNCH_ARGUMENTS}
-
-def statistics(rms: Optional[RunningMeanStd]) -> Optional[dict]:
-    return None if rms is None else {"mean": torch.as_tensor(rms.mean), "var": torch.as_tensor(rms.var), "count": rms.count}
-
-def load_statistics(rms: Optional[RunningMeanStd], saved: Optional[dict]) -> Optional[RunningMeanStd]:
-    if rms is not None:
-        rms.mean, rms.var, rms.count = saved["mean"].numpy(), saved["var"].numpy(), float(saved["count"])
-    return rms
 
 def save_checkpoint(state: dict, path: str):
     """Atomically: a crash while writing leaves the previous file whole."""
@@ -709,7 +705,7 @@ def load_checkpoint(path: str) -> dict:
 def evaluate(model_path: str, env_id: Optional[str] = None, eval_episodes: int = 10, seed: int = 0,
              device: str = "cpu") -> dict:
     """Runs a saved model deterministically (the mean action, clipped to the bounds), with its saved observation
-    statistics, for eval_episodes episodes on env_id (unset: its own); returns the episodes' returns and costs."""
+    statistics, for eval_episodes episodes on env_id (unset: its own); prints and returns their returns and costs."""
     checkpoint = load_checkpoint(model_path)
     args = Args(**checkpoint["args"])
     env_id = env_id or args.env_id
@@ -723,7 +719,7 @@ def evaluate(model_path: str, env_id: Optional[str] = None, eval_episodes: int =
                          f"{env_id} does not match")
     agent = Agent(obs_dim, act_dim, args).to(device)
     agent.load_state_dict(checkpoint["agent"])
-    obs_rms = load_statistics(RunningMeanStd(obs_dim) if checkpoint["obs_rms"] else None, checkpoint["obs_rms"])
+    obs_rms = RunningMeanStd(obs_dim).load_state_dict(checkpoint["obs_rms"]) if checkpoint["obs_rms"] else None
     returns, costs = [], []
     obs, _ = env.reset(seed=seed)
     while len(returns) < eval_episodes:
@@ -736,27 +732,21 @@ def evaluate(model_path: str, env_id: Optional[str] = None, eval_episodes: int =
             costs.append(info.get("episode_cost", float("nan")))
             obs, _ = env.reset()
     env.close()
+    print(f"evaluation over {eval_episodes} episodes: return {np.mean(returns):.2f} ± {np.std(returns):.2f}"
+          + (f", cost {np.mean(costs):.2f}" if not np.isnan(costs).any() else ""))
     return {"mean_return": float(np.mean(returns)), "std_return": float(np.std(returns)),
             "mean_cost": float(np.mean(costs)), "returns": returns, "costs": costs}
-
-def evaluation_line(evaluation: dict) -> str:
-    line = (f"evaluation over {len(evaluation['returns'])} episodes: return {evaluation['mean_return']:.2f} "
-            f"± {evaluation['std_return']:.2f}")
-    return line + (f", cost {evaluation['mean_cost']:.2f}" if math.isfinite(evaluation["mean_cost"]) else "")
 
 
 # === Data parallelism: under `torchrun --nproc_per_node N` each worker collects num_steps / N steps of every rollout,
 # and these averages give all workers the update one process would compute on the whole batch. Alone they do nothing.
-def choose_device(cuda: bool, local_rank: int = 0) -> torch.device:
-    """With --cuda and a GPU, the GPU of this worker's local rank (torchrun: one GPU per worker), else the CPU."""
+def start_worker(cuda: bool, workers: int) -> tuple:
+    """(device, rank): with --cuda and a GPU, the GPU of the worker's local rank, else the CPU. Under torchrun the
+    worker joins the others once per process (nccl between GPUs, gloo between CPUs) and leaves at exit."""
     if cuda and not torch.cuda.is_available():
         print("warning: --cuda given but no CUDA device is available; training on the CPU", file=sys.stderr)
-    return torch.device("cuda", local_rank) if cuda and torch.cuda.is_available() else torch.device("cpu")
-
-def start_worker(cuda: bool, workers: int) -> tuple:
-    """(device, rank): under torchrun, after joining the other workers once per process (nccl between GPUs, gloo
-    between CPUs); the group is left at exit."""
-    device = choose_device(cuda, int(os.environ.get("LOCAL_RANK", "0")))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = torch.device("cuda", local_rank) if cuda and torch.cuda.is_available() else torch.device("cpu")
     if workers > 1 and not dist.is_initialized():
         if device.type == "cuda":
             torch.cuda.set_device(device)  # before any collective: object collectives use the current device
@@ -788,8 +778,7 @@ def mean_over_workers(values: list, device) -> Optional[float]:
     return (total[0] / total[1]).item() if total[1] > 0 else None
 
 def synchronize_statistics(synced: RunningMeanStd, own: RunningMeanStd, device) -> RunningMeanStd:
-    """The statistics of one process that saw every worker's observations: those of the last synchronization merged
-    with each worker's observations since then, in rank order."""
+    """What one process would hold: the statistics last synchronized merged with each worker's observations since."""
     local = torch.as_tensor(np.concatenate([[own.count], own.mean, own.var]))
     gathered = [torch.zeros_like(local) for _ in range(world_size())]
     dist.all_gather(gathered, local.to(device))  # (gathered stays on the CPU: all_gather copies into it)
@@ -806,7 +795,7 @@ class UsageError(Exception):
 def validate_args(args: Args, workers: int = 1) -> Args:
     """Checks the env (its id, its actions, its cost where one is needed), then each number, then the sizes for
     `workers` torchrun workers sharing each rollout. Fills in the default env id."""
-    args = dataclasses.replace(args, env_id=args.env_id or DEFAULT_ENV_ID)
+    args = dataclasses.replace(args, env_id=args.env_id or "SafetyPointGoal1-v0")
     check_env(args.env_id, needs_cost=args.use_cost_critic or args.cost_limit is not None or args.penalty_coef != 0)
     for flag, package in [("track", "wandb"), ("capture_video", "moviepy")]:
         if getattr(args, flag) and importlib.util.find_spec(package) is None:
@@ -868,7 +857,7 @@ def parse_args(argv=None) -> Args:
     with open(config_path) as f:
         values = yaml.safe_load(f) or {}
     if not isinstance(values, dict) or set(values) & set(LAUNCH_ARGUMENTS):
-        raise UsageError(f"{config_path!r} is not a yaml mapping of Args fields (without {', '.join(LAUNCH_ARGUMENTS)})")
+        raise UsageError(f"{config_path!r} is not a yaml mapping of Args fields (but {', '.join(LAUNCH_ARGUMENTS)})")
     try:  # yaml gives lists where Args has tuples
         defaults = Args(**{name: tuple(v) if isinstance(v, list) else v for name, v in values.items()})
     except TypeError as error:
@@ -879,7 +868,7 @@ def main(argv=None):
     try:
         args = parse_args(argv)
         if args.eval_model:
-            print(evaluation_line(evaluate(args.eval_model, args.env_id, args.eval_episodes, args.seed)))
+            evaluate(args.eval_model, args.env_id, args.eval_episodes, args.seed)
         else:
             train(args)
     except UsageError as error:

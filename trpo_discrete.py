@@ -66,7 +66,6 @@ class Args:
     weight_init: Literal["orthogonal", "pytorch"] = "orthogonal"  # CleanRL's, or nn.Linear's own (OmniSafe's)
 
 
-DEFAULT_ENV_ID = "CartPole-v1"
 LAUNCH_ARGUMENTS = ("config", "resume", "eval_model")  # how a run was started: never in its args.yaml
 
 
@@ -98,8 +97,7 @@ def make_env(env_id: str, idx: int, capture_video: bool, run_name: str) -> Calla
 
 # === Normalization: running statistics of the observations and of the discounted return
 class RunningMeanStd:
-    """Running mean μ and variance σ² of a stream of batches, merged by Chan et al.'s parallel formula. NumPy, not
-    torch: per step it handles a few numbers, where each torch call would cost more than the arithmetic."""
+    """Running mean μ and variance σ² of a stream of batches (Chan et al.'s merge), in NumPy: cheaper than torch."""
 
     def __init__(self, shape=(), count: float = 1e-4):
         self.mean, self.var, self.count = np.zeros(shape, np.float64), np.ones(shape, np.float64), count
@@ -113,8 +111,16 @@ class RunningMeanStd:
         delta = batch_mean - self.mean
         total = self.count + batch_count
         self.mean = self.mean + delta * batch_count / total
-        self.var = (self.var * self.count + batch_var * batch_count + delta**2 * self.count * batch_count / total) / total
+        self.var = (self.var * self.count + batch_var * batch_count
+                    + delta**2 * self.count * batch_count / total) / total
         self.count = total
+
+    def state_dict(self) -> dict:
+        return {"mean": torch.as_tensor(self.mean), "var": torch.as_tensor(self.var), "count": self.count}
+
+    def load_state_dict(self, state: dict) -> "RunningMeanStd":
+        self.mean, self.var, self.count = state["mean"].numpy(), state["var"].numpy(), float(state["count"])
+        return self
 
 def normalize_obs(obs: np.ndarray, obs_rms: Optional[RunningMeanStd]) -> np.ndarray:
     """clip((s − μ) / √(σ² + 1e-8), −5, 5) as float32 (the clip is OmniSafe's); s itself when obs_rms is None."""
@@ -123,8 +129,7 @@ def normalize_obs(obs: np.ndarray, obs_rms: Optional[RunningMeanStd]) -> np.ndar
     return np.clip((obs - obs_rms.mean) / np.sqrt(obs_rms.var + 1e-8), -5.0, 5.0).astype(np.float32)
 
 class RewardScaler:
-    """r̃_t = r_t / √(Var[G] + 1e-8), G_t = γG_{t−1} + r_t each env's discounted return so far (0 at an episode's
-    start). A scale without a shift keeps every reward's sign."""
+    """r̃_t = r_t / √(Var[G] + 1e-8), G_t = γG_{t−1} + r_t each env's discounted return (0 at an episode's start)."""
 
     def __init__(self, num_envs: int, gamma: float):
         self.gamma, self.discounted_return, self.return_rms = gamma, np.zeros(num_envs), RunningMeanStd()
@@ -168,21 +173,18 @@ class Agent(nn.Module):
         return Categorical(logits=logits, validate_args=False)
 
     def distribution(self, obs: torch.Tensor) -> Categorical:
-        """π_θ(·|s)."""
         return self.categorical(self.actor(obs))
 
 
 # === The mathematics of the update, one function per equation
 def add_truncation_bootstrap(rewards, truncated, final_values, gamma: float) -> np.ndarray:
-    """r_t ← r_t + γ V(s_final) where the time limit truncated the episode: it goes on in the MDP, so GAE may stop at
-    the boundary only with the final observation's value folded in."""
+    """r_t ← r_t + γV(s_final) where the time limit truncated the episode, whose return goes on in the MDP."""
     return rewards + gamma * final_values * truncated
 
 def compute_gae(rewards, values, dones, next_value, next_done, gamma: float, gae_lambda: float) -> tuple:
     """GAE over a (num_steps, num_envs) rollout, dones[t] = 1 where observation t begins an episode (CleanRL's):
     δ_t = r_t + γ(1 − d_{t+1})V(s_{t+1}) − V(s_t), Â_t = δ_t + γλ(1 − d_{t+1})Â_{t+1}; returns (Â, R = Â + V)."""
-    advantages = np.zeros_like(values)
-    last_advantage = 0.0
+    advantages, last_advantage = np.zeros_like(values), 0.0
     for t in reversed(range(len(rewards))):  # a NumPy loop: per-element torch calls would cost more
         if t == len(rewards) - 1:
             next_nonterminal, next_values = 1.0 - next_done, next_value
@@ -231,11 +233,8 @@ def fisher_vector_product(agent: Agent, obs: torch.Tensor, damping: float) -> Ca
     return lambda v: all_reduce_mean(flat_grad(grad_kl @ v, params, retain_graph=True)) + damping * v
 
 def conjugate_gradient(Avp: Callable, b: torch.Tensor, iters: int, residual_tol: float = 1e-10) -> torch.Tensor:
-    """Solves Ax = b for a symmetric positive-definite A known by its products Ap, in at most `iters` steps from
-    x = 0 (so the first residual is b), stopping once ‖r‖ < residual_tol."""
-    x = torch.zeros_like(b)
-    r = b.clone()
-    p = b.clone()
+    """Solves Ax = b, A symmetric positive-definite and known by its products Ap, in ≤ iters steps from x = 0."""
+    x, r, p = torch.zeros_like(b), b.clone(), b.clone()
     r_dot_r = r @ r
     for _ in range(iters):
         Ap = Avp(p)
@@ -275,9 +274,8 @@ def backtracking_line_search(params, old_params, full_step, evaluate: Callable, 
     return 0, 0.0, old_objective, 0.0, rejected
 
 def trpo_policy_update(agent: Agent, obs, actions, old_logprobs, advantages, args: Args) -> dict:
-    """One TRPO step: g = ∇L, x ≈ F⁻¹g by conjugate gradient, β = √(2δ / xᵀFx), the line search along βx. A zero or
-    non-finite g, or xᵀFx ≤ 0, skips the update with a warning. Each mean is over all workers, so that they all take
-    the same step. Returns the step's statistics."""
+    """One TRPO step: g = ∇L, x ≈ F⁻¹g by conjugate gradient, β = √(2δ / xᵀFx), the line search along βx; a zero or
+    non-finite g, or xᵀFx ≤ 0, skips it with a warning. Means are over all workers: they all take the same step."""
     params = agent.actor_parameters()
     with torch.no_grad():
         old_dist = agent.distribution(obs)  # π_old, fixed while θ moves
@@ -311,9 +309,8 @@ def trpo_policy_update(agent: Agent, obs, actions, old_logprobs, advantages, arg
     return stats | {f"rejected_{reason}": count for reason, count in rejected.items()}
 
 def critic_update(critic: nn.Module, optimizer, returns: torch.Tensor, obs: torch.Tensor, args: Args) -> float:
-    """Fits the critic V_φ to the returns R: update_epochs passes over shuffled minibatches, each an Adam step on
-    mean (V_φ(s) − R)² + critic_l2_coef·‖φ‖², the gradient's norm clipped to max_grad_norm. Returns the mean squared
-    error in the last pass."""
+    """Fits V_φ to the returns R: update_epochs passes over shuffled minibatches, each a step on mean (V_φ(s) − R)² +
+    critic_l2_coef·‖φ‖², its gradient's norm clipped to max_grad_norm. Returns the last pass's mean squared error."""
     # each worker splits its share of the batch into as many minibatches as one process would split the whole batch
     num_minibatches = -(-len(obs) * world_size() // args.critic_minibatch_size)
     params = list(critic.parameters())
@@ -337,18 +334,16 @@ def explained_variance(predicted: np.ndarray, target: np.ndarray) -> float:
 
 # === Training: each iteration is a rollout, the advantages, one TRPO step, the critic's fit, the logs, a checkpoint
 def train(args: Args) -> dict:
-    """Trains one run, alone or as one of torchrun's data-parallel workers (rank 0 logs and saves); returns a
-    summary. Everything is checked before anything is written."""
+    """Trains one run, alone or as a torchrun worker (rank 0 logs and saves), checking everything before writing."""
     checkpoint = load_checkpoint(args.resume) if args.resume else None
-    if checkpoint is not None:
-        args = Args(**checkpoint["args"], resume=args.resume)
+    args = Args(**checkpoint["args"], resume=args.resume) if checkpoint else args
     workers = int(os.environ.get("WORLD_SIZE", "1"))
     args = validate_args(args, workers)
     device, rank = start_worker(args.cuda, workers)
-    run_name = [checkpoint["run_name"] if checkpoint else f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"]
+    run_name = [f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"]
     if workers > 1:
         dist.broadcast_object_list(run_name, src=0)  # rank 0's clock names the run
-    run_name, global_step = run_name[0], checkpoint["global_step"] if checkpoint else 0
+    run_name, global_step = (checkpoint["run_name"], checkpoint["global_step"]) if checkpoint else (run_name[0], 0)
     run_dir = os.path.dirname(os.path.abspath(args.resume)) if checkpoint else f"runs/{run_name}"
 
     # Seeding: each worker its own streams; a resumed run draws new ones from its step count
@@ -369,8 +364,10 @@ def train(args: Args) -> dict:
     if checkpoint is not None:
         agent.load_state_dict(checkpoint["agent"])
         optimizer.load_state_dict(checkpoint["optimizer"])
-        load_statistics(obs_rms, checkpoint["obs_rms"])
-        load_statistics(reward_scaler and reward_scaler.return_rms, checkpoint["return_rms"])
+        if obs_rms is not None:
+            obs_rms.load_state_dict(checkpoint["obs_rms"])
+        if reward_scaler is not None:
+            reward_scaler.return_rms.load_state_dict(checkpoint["return_rms"])
     elif workers > 1:
         for tensor in agent.state_dict().values():
             dist.broadcast(tensor, src=0)  # rank 0's initial weights for every worker
@@ -393,7 +390,7 @@ def train(args: Args) -> dict:
     if obs_rms is not None and checkpoint is None:
         obs_rms.update(next_raw_obs)
         own_obs_rms.update(next_raw_obs)
-    recent_returns, recent_costs = deque(maxlen=20), deque(maxlen=20)
+    recent_returns = deque(maxlen=20)
     start_time, start_step, last_print = time.time(), global_step, 0.0
     for iteration in range(checkpoint["iteration"] + 1 if checkpoint else 1, num_iterations + 1):
         episodes = []  # (step, return, length, cost) of each episode that ends in this rollout
@@ -415,7 +412,7 @@ def train(args: Args) -> dict:
                 final_obs = normalize_obs(np.stack(infos["final_observation"][truncated]).reshape(-1, obs_dim), obs_rms)
                 final_values = np.zeros(args.num_envs, np.float32)
                 with torch.inference_mode():
-                    final_values[truncated] = agent.critic(torch.from_numpy(final_obs).to(device)).squeeze(-1).cpu().numpy()
+                    final_values[truncated] = agent.critic(torch.from_numpy(final_obs).to(device)).squeeze(-1).cpu()
                 reward = add_truncation_bootstrap(reward, truncated, final_values, args.gamma)
             rewards[step] = reward
             next_raw_obs, next_done = raw_obs.reshape(args.num_envs, obs_dim), done.astype(np.float32)
@@ -439,9 +436,9 @@ def train(args: Args) -> dict:
         b_advantages = standardize(torch.from_numpy(advantages.reshape(-1)).to(device))
         b_returns = torch.from_numpy(returns.reshape(-1)).to(device)
         b_actions = torch.from_numpy(actions.reshape(-1)).to(device)
+        b_logits = torch.from_numpy(action_logits.reshape(-1, n_actions)).to(device)
         with torch.no_grad():
-            b_logprobs = agent.categorical(torch.from_numpy(action_logits.reshape(-1, n_actions)).to(device)).log_prob(
-                b_actions)
+            b_logprobs = agent.categorical(b_logits).log_prob(b_actions)
 
         # Update: one TRPO step on the policy, then the critic
         trpo_stats = trpo_policy_update(agent, b_obs, b_actions, b_logprobs, b_advantages, args)
@@ -457,7 +454,6 @@ def train(args: Args) -> dict:
                 writer.add_scalar("charts/episodic_return", episodic_return, step_ended)
                 writer.add_scalar("charts/episodic_length", length, step_ended)
                 if cost is not None:
-                    recent_costs.append(cost)
                     writer.add_scalar("charts/episodic_cost", cost, step_ended)
             writer.add_scalar("charts/SPS", sps, global_step)
             writer.add_scalar("charts/learning_rate", optimizer.param_groups[0]["lr"], global_step)
@@ -472,32 +468,32 @@ def train(args: Args) -> dict:
                 last_print = time.time()
                 print(f"step {global_step}/{args.total_timesteps} | SPS {sps} | ETA "
                       f"{(args.total_timesteps - global_step) / max(sps, 1) / 60:.1f} min"
-                      + (f" | return {np.mean(recent_returns):.2f}" if recent_returns else "")
-                      + (f" | cost {np.mean(recent_costs):.2f}" if recent_costs else ""), flush=True)
+                      + (f" | return {np.mean(recent_returns):.2f}" if recent_returns else ""), flush=True)
 
         # Checkpoint (rank 0): all a run needs to go on, but the episodes in progress (a resumed run starts new ones)
-        if rank == 0 and (iteration == num_iterations or args.checkpoint_every and iteration % args.checkpoint_every == 0):
+        last = iteration == num_iterations
+        if rank == 0 and (last or args.checkpoint_every and iteration % args.checkpoint_every == 0):
             state = {"format": "trpo_discrete", "args": training_arguments(args), "run_name": run_name,
                      "global_step": global_step, "iteration": iteration, "agent": agent.state_dict(),
-                     "optimizer": optimizer.state_dict(), "obs_rms": statistics(obs_rms),
-                     "return_rms": statistics(reward_scaler and reward_scaler.return_rms)}
+                     "optimizer": optimizer.state_dict(),
+                     "obs_rms": obs_rms.state_dict() if obs_rms is not None else None,
+                     "return_rms": reward_scaler.return_rms.state_dict() if reward_scaler is not None else None}
             save_checkpoint(state, f"{run_dir}/checkpoint.pt")
-            if args.save_model and iteration == num_iterations:
+            if args.save_model and last:
                 save_checkpoint(state, f"{run_dir}/{args.exp_name}.model")
 
     envs.close()
     result = {"global_step": global_step, "run_name": run_name, "agent": agent, "obs_rms": obs_rms,
               "episodic_return": float(np.mean(recent_returns)) if recent_returns else float("nan"),
-              "episodic_cost": float(np.mean(recent_costs)) if recent_costs else float("nan"),
               "sps": int((global_step - start_step) / (time.time() - start_time))}
     if rank == 0:
         if args.save_model:
             result["model_path"] = f"{run_dir}/{args.exp_name}.model"
+            print(f"model saved to {result['model_path']}")
             evaluation = evaluate(result["model_path"], args.env_id, args.eval_episodes, args.seed, str(device))
             for episode, episodic_return in enumerate(evaluation["returns"]):
                 writer.add_scalar("eval/episodic_return", episodic_return, episode)
-            print(f"model saved to {result['model_path']}\n{evaluation_line(evaluation)}")
-            result.update(eval_return=evaluation["mean_return"], eval_cost=evaluation["mean_cost"])
+            result["eval_return"] = evaluation["mean_return"]
         writer.close()
         if args.track:
             import wandb
@@ -507,8 +503,7 @@ def train(args: Args) -> dict:
     return result
 
 def open_logs(args: Args, run_name: str, run_dir: str, resumed_step: Optional[int]):
-    """The TensorBoard writer (and the wandb run, with --track) and args.yaml. A resumed run's writer drops what the
-    stopped run logged after the checkpoint's step."""
+    """TensorBoard's writer (which drops what a stopped run logged after its checkpoint), wandb's run, args.yaml."""
     if args.track:
         import wandb
         wandb.init(project=os.environ.get("WANDB_PROJECT", "trpo"), sync_tensorboard=True, name=run_name,
@@ -527,14 +522,6 @@ def open_logs(args: Args, run_name: str, run_dir: str, resumed_step: Optional[in
 def training_arguments(args: Args) -> dict:
     """The arguments that say how a run trains (not how it was launched): its args.yaml and checkpoints hold them."""
     return {name: value for name, value in dataclasses.asdict(args).items() if name not in LAUNCH_ARGUMENTS}
-
-def statistics(rms: Optional[RunningMeanStd]) -> Optional[dict]:
-    return None if rms is None else {"mean": torch.as_tensor(rms.mean), "var": torch.as_tensor(rms.var), "count": rms.count}
-
-def load_statistics(rms: Optional[RunningMeanStd], saved: Optional[dict]) -> Optional[RunningMeanStd]:
-    if rms is not None:
-        rms.mean, rms.var, rms.count = saved["mean"].numpy(), saved["var"].numpy(), float(saved["count"])
-    return rms
 
 def save_checkpoint(state: dict, path: str):
     """Atomically: a crash while writing leaves the previous file whole."""
@@ -558,8 +545,8 @@ def load_checkpoint(path: str) -> dict:
 
 def evaluate(model_path: str, env_id: Optional[str] = None, eval_episodes: int = 10, seed: int = 0,
              device: str = "cpu") -> dict:
-    """Runs a saved model deterministically (the most probable action), with its saved observation statistics, for
-    eval_episodes episodes on env_id (unset: its own); returns the episodes' returns and costs."""
+    """Runs a saved model (the most probable action, its observation statistics) for eval_episodes episodes on env_id
+    (unset: its own); prints and returns their returns."""
     checkpoint = load_checkpoint(model_path)
     args = Args(**checkpoint["args"])
     env_id = env_id or args.env_id
@@ -574,8 +561,8 @@ def evaluate(model_path: str, env_id: Optional[str] = None, eval_episodes: int =
                          f"actions); {env_id} does not match")
     agent = Agent(obs_dim, n_actions, args).to(device)
     agent.load_state_dict(checkpoint["agent"])
-    obs_rms = load_statistics(RunningMeanStd(obs_dim) if checkpoint["obs_rms"] else None, checkpoint["obs_rms"])
-    returns, costs = [], []
+    obs_rms = RunningMeanStd(obs_dim).load_state_dict(checkpoint["obs_rms"]) if checkpoint["obs_rms"] else None
+    returns = []
     obs, _ = env.reset(seed=seed)
     while len(returns) < eval_episodes:
         with torch.inference_mode():
@@ -583,30 +570,21 @@ def evaluate(model_path: str, env_id: Optional[str] = None, eval_episodes: int =
         obs, _, terminated, truncated, info = env.step(logits.argmax().item())
         if terminated or truncated:
             returns.append(info["episode"]["r"].item())
-            costs.append(info.get("episode_cost", float("nan")))
             obs, _ = env.reset()
     env.close()
-    return {"mean_return": float(np.mean(returns)), "std_return": float(np.std(returns)),
-            "mean_cost": float(np.mean(costs)), "returns": returns, "costs": costs}
-
-def evaluation_line(evaluation: dict) -> str:
-    line = (f"evaluation over {len(evaluation['returns'])} episodes: return {evaluation['mean_return']:.2f} "
-            f"± {evaluation['std_return']:.2f}")
-    return line + (f", cost {evaluation['mean_cost']:.2f}" if math.isfinite(evaluation["mean_cost"]) else "")
+    print(f"evaluation over {eval_episodes} episodes: return {np.mean(returns):.2f} ± {np.std(returns):.2f}")
+    return {"mean_return": float(np.mean(returns)), "std_return": float(np.std(returns)), "returns": returns}
 
 
 # === Data parallelism: under `torchrun --nproc_per_node N` each worker collects num_steps / N steps of every rollout,
 # and these averages give all workers the update one process would compute on the whole batch. Alone they do nothing.
-def choose_device(cuda: bool, local_rank: int = 0) -> torch.device:
-    """With --cuda and a GPU, the GPU of this worker's local rank (torchrun: one GPU per worker), else the CPU."""
+def start_worker(cuda: bool, workers: int) -> tuple:
+    """(device, rank): with --cuda and a GPU, the GPU of the worker's local rank, else the CPU. Under torchrun the
+    worker joins the others once per process (nccl between GPUs, gloo between CPUs) and leaves at exit."""
     if cuda and not torch.cuda.is_available():
         print("warning: --cuda given but no CUDA device is available; training on the CPU", file=sys.stderr)
-    return torch.device("cuda", local_rank) if cuda and torch.cuda.is_available() else torch.device("cpu")
-
-def start_worker(cuda: bool, workers: int) -> tuple:
-    """(device, rank): under torchrun, after joining the other workers once per process (nccl between GPUs, gloo
-    between CPUs); the group is left at exit."""
-    device = choose_device(cuda, int(os.environ.get("LOCAL_RANK", "0")))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = torch.device("cuda", local_rank) if cuda and torch.cuda.is_available() else torch.device("cpu")
     if workers > 1 and not dist.is_initialized():
         if device.type == "cuda":
             torch.cuda.set_device(device)  # before any collective: object collectives use the current device
@@ -630,8 +608,7 @@ def average_gradients(params: list):
         set_flat_params([p.grad for p in params], all_reduce_mean(torch.cat([p.grad.reshape(-1) for p in params])))
 
 def synchronize_statistics(synced: RunningMeanStd, own: RunningMeanStd, device) -> RunningMeanStd:
-    """The statistics of one process that saw every worker's observations: those of the last synchronization merged
-    with each worker's observations since then, in rank order."""
+    """What one process would hold: the statistics last synchronized merged with each worker's observations since."""
     local = torch.as_tensor(np.concatenate([[own.count], own.mean, own.var]))
     gathered = [torch.zeros_like(local) for _ in range(world_size())]
     dist.all_gather(gathered, local.to(device))  # (gathered stays on the CPU: all_gather copies into it)
@@ -646,9 +623,8 @@ class UsageError(Exception):
     """A problem with the user's input: the command line prints it as one line, without a traceback."""
 
 def validate_args(args: Args, workers: int = 1) -> Args:
-    """Checks the env (its id, its actions), then each number, then the sizes for `workers` torchrun workers sharing
-    each rollout. Fills in the default env id."""
-    args = dataclasses.replace(args, env_id=args.env_id or DEFAULT_ENV_ID)
+    """Checks the env, then each number, then the sizes (for `workers` torchrun workers); fills in the default env."""
+    args = dataclasses.replace(args, env_id=args.env_id or "CartPole-v1")
     check_env(args.env_id)
     for flag, package in [("track", "wandb"), ("capture_video", "moviepy")]:
         if getattr(args, flag) and importlib.util.find_spec(package) is None:
@@ -675,8 +651,7 @@ def validate_args(args: Args, workers: int = 1) -> Args:
     return args
 
 def check_env(env_id: str):
-    """One line for a Safety-Gymnasium id (continuous actions only), an id no registry knows, or actions that are
-    not Discrete."""
+    """One line for a Safety-Gymnasium id (continuous), an id no registry knows, or actions that are not Discrete."""
     if env_id.startswith("Safety"):
         raise UsageError(f"{env_id}: Safety-Gymnasium tasks have continuous actions; use trpo_continuous.py")
     try:
@@ -702,7 +677,7 @@ def parse_args(argv=None) -> Args:
     with open(config_path) as f:
         values = yaml.safe_load(f) or {}
     if not isinstance(values, dict) or set(values) & set(LAUNCH_ARGUMENTS):
-        raise UsageError(f"{config_path!r} is not a yaml mapping of Args fields (without {', '.join(LAUNCH_ARGUMENTS)})")
+        raise UsageError(f"{config_path!r} is not a yaml mapping of Args fields (but {', '.join(LAUNCH_ARGUMENTS)})")
     try:  # yaml gives lists where Args has tuples
         defaults = Args(**{name: tuple(v) if isinstance(v, list) else v for name, v in values.items()})
     except TypeError as error:
@@ -713,7 +688,7 @@ def main(argv=None):
     try:
         args = parse_args(argv)
         if args.eval_model:
-            print(evaluation_line(evaluate(args.eval_model, args.env_id, args.eval_episodes, args.seed)))
+            evaluate(args.eval_model, args.env_id, args.eval_episodes, args.seed)
         else:
             train(args)
     except UsageError as error:

@@ -27,7 +27,7 @@ rank = int(os.environ["RANK"])
 
 def save(result, name):
     torch.save({"agent": result["agent"].state_dict(), "global_step": result["global_step"],
-                "obs_rms": trpo.statistics(result["obs_rms"])}, os.path.join(out_dir, f"{name}{rank}.pt"))
+                "obs_rms": result["obs_rms"].state_dict()}, os.path.join(out_dir, f"{name}{rank}.pt"))
 
 
 if mode == "train":
@@ -68,7 +68,7 @@ else:
     own = trpo.RunningMeanStd(3, count=0.0)
     for rows in np.array_split(np.arange(10, 40)[rank::2], 3):
         own.update(batch["raw_obs"][rows])
-    averaged["obs_rms"] = trpo.statistics(trpo.synchronize_statistics(synced, own, "cpu"))
+    averaged["obs_rms"] = trpo.synchronize_statistics(synced, own, "cpu").state_dict()
     if hasattr(trpo, "mean_over_workers"):
         averaged["mean_cost"] = trpo.mean_over_workers([1.0, 2.0, 3.0] if rank == 0 else [10.0], "cpu")
     torch.save(averaged, os.path.join(out_dir, f"rank{rank}.pt"))
