@@ -5,8 +5,7 @@
     python benchmark/speed.py --env-id HalfCheetah-v4 --peers     # after: bash benchmark/peers/setup.sh
     python benchmark/speed.py --env-id SafetyPointGoal1-v0 --workers 2
 
-(a) raw: the same vectorized envs as training (the script's own `make_vector_env`) stepped with random
-actions; (b) training: `train()` with the script's defaults for this env and vectorization. The raw
+(a) raw: the same vectorized envs as training (the script's own `make_env`) stepped with random actions; (b) training: `train()` with the script's defaults for this env and vectorization. The raw
 simulator is measured before and after training and averaged, so that a machine whose speed drifts
 affects both sides alike. Prints training SPS / raw SPS. With --peers (sync envs), also (c) SB3-contrib's
 and OmniSafe's TRPO on the same task with the same envs, batch, conjugate-gradient iterations and critic passes
@@ -27,6 +26,7 @@ import time
 from dataclasses import dataclass
 from typing import Optional
 
+import gymnasium as gym
 import numpy as np
 import torch
 import tyro
@@ -41,7 +41,7 @@ class Args:
     env_id: str = "HalfCheetah-v4"
     """the environment id"""
     script: str = "trpo_continuous"
-    """the script whose `make_vector_env` and `train` are measured (trpo_continuous or trpo_discrete)"""
+    """the script whose `make_env` and `train` are measured (trpo_continuous or trpo_discrete)"""
     num_envs: Optional[int] = None
     """the number of environments, for every measurement (default: the script's own default)"""
     async_envs: bool = False
@@ -60,9 +60,15 @@ class Args:
     """if toggled, also time the simulator's reset and step and the two updates of one iteration"""
 
 
+def make_vector_env(module, script_args):
+    """The vector env that train() builds."""
+    thunks = [module.make_env(script_args.env_id, i, False, "speed") for i in range(script_args.num_envs)]
+    return (gym.vector.AsyncVectorEnv if script_args.async_envs else gym.vector.SyncVectorEnv)(thunks)
+
+
 def raw_sps(module, script_args, steps: int) -> float:
     """Steps per second of the vectorized envs under uniformly random actions (the simulator's own speed)."""
-    envs = module.make_vector_env(script_args, run_name="speed")
+    envs = make_vector_env(module, script_args)
     envs.reset(seed=0)
     envs.action_space.seed(0)
     start = time.perf_counter()
@@ -98,14 +104,13 @@ def update_seconds(module, script_args) -> tuple:
     script's networks, settings and batch size."""
     args = module.validate_args(dataclasses.replace(script_args))
     torch.manual_seed(0)
-    torch.set_num_threads(args.torch_threads)
-    envs = module.make_vector_env(args, run_name="speed")
+    torch.set_num_threads(1)  # as train() does
+    envs = make_vector_env(module, args)
     obs_dim = int(np.prod(envs.single_observation_space.shape))
     space = envs.single_action_space
     envs.close()
     n_out = int(space.n) if hasattr(space, "n") else int(np.prod(space.shape))
-    agent = module.Agent(obs_dim, n_out, hidden_sizes=args.hidden_sizes, activation=args.activation,
-                         weight_init=args.weight_init)
+    agent = module.Agent(obs_dim, n_out, args)
     batch_size = args.num_envs * args.num_steps
     obs = torch.randn(batch_size, obs_dim)
     with torch.no_grad():
@@ -118,7 +123,10 @@ def update_seconds(module, script_args) -> tuple:
     module.trpo_policy_update(agent, obs, actions, logprobs, advantages, args)
     policy = time.perf_counter() - start
     start = time.perf_counter()
-    module.critic_update([(agent.critic, critic_optimizer, returns)], obs, args)
+    if module.__name__ == "trpo_continuous":
+        module.critic_update([agent.critic], [critic_optimizer], [returns], obs, args)
+    else:
+        module.critic_update(agent.critic, critic_optimizer, returns, obs, args)
     return policy, time.perf_counter() - start
 
 
