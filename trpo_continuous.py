@@ -238,6 +238,11 @@ class Agent(nn.Module):
     def distribution(self, obs: torch.Tensor) -> Independent:
         return self.gaussian(self.actor_mean(obs))
 
+def values_of(critic: nn.Module, obs: np.ndarray, device) -> np.ndarray:
+    """A critic's V(s) of a batch of normalized observations, as a NumPy array."""
+    with torch.inference_mode():
+        return critic(torch.from_numpy(obs).to(device)).squeeze(-1).cpu().numpy()
+
 
 # === The mathematics of the update, one function per equation
 def add_truncation_bootstrap(rewards, truncated, final_values, gamma: float) -> np.ndarray:
@@ -474,6 +479,7 @@ def train(args: Args) -> dict:
     envs = (gym.vector.AsyncVectorEnv if args.async_envs else gym.vector.SyncVectorEnv)(
         [make_env(args.env_id, i, args.capture_video, run_name) for i in range(args.num_envs)])
     obs_dim, act_dim = int(np.prod(envs.single_observation_space.shape)), int(np.prod(envs.single_action_space.shape))
+    low, high = envs.single_action_space.low, envs.single_action_space.high
     agent = Agent(obs_dim, act_dim, args).to(device)
     critics = [agent.critic] + ([agent.cost_critic] if agent.cost_critic is not None else [])
     gammas, gae_lambdas = [args.gamma, args.cost_gamma], [args.gae_lambda, args.cost_gae_lambda]
@@ -495,7 +501,7 @@ def train(args: Args) -> dict:
     elif workers > 1:
         for tensor in agent.state_dict().values():
             dist.broadcast(tensor, src=0)  # rank 0's initial weights for every worker
-    # under torchrun: the statistics all workers agreed on last, and this worker's observations since then
+    # under torchrun: the statistics all workers agreed on last, and this worker's observations since (alone: unused)
     synced_obs_rms, own_obs_rms = copy.deepcopy(obs_rms), RunningMeanStd(obs_dim, count=0.0)
 
     # Rollout storage, preallocated in NumPy: per-step writes into torch tensors cost more than the writes
@@ -533,8 +539,7 @@ def train(args: Args) -> dict:
                 actions[step] = torch.normal(mean, std.expand_as(mean)).cpu().numpy()
                 action_means[step] = mean.cpu().numpy()
             # the env gets the action clipped to its bounds; the stored action (and its log-probability) is the sample
-            space = envs.single_action_space
-            raw_obs, reward, terminations, truncations, infos = envs.step(np.clip(actions[step], space.low, space.high))
+            raw_obs, reward, terminations, truncations, infos = envs.step(np.clip(actions[step], low, high))
             done = terminations | truncations
             costs = step_costs(infos, args.num_envs)
             reward = reward - args.penalty_coef * costs
@@ -544,8 +549,7 @@ def train(args: Args) -> dict:
                 final_obs = normalize_obs(np.stack(infos["final_observation"][truncated]).reshape(-1, obs_dim), obs_rms)
                 for k, critic in enumerate(critics):
                     final_values = np.zeros(args.num_envs, np.float32)
-                    with torch.inference_mode():
-                        final_values[truncated] = critic(torch.from_numpy(final_obs).to(device)).squeeze(-1).cpu()
+                    final_values[truncated] = values_of(critic, final_obs, device)
                     step_signals[k] = add_truncation_bootstrap(step_signals[k], truncated, final_values, gammas[k])
             signals[:, step] = step_signals
             next_raw_obs, next_done = raw_obs.reshape(args.num_envs, obs_dim), done.astype(np.float32)
@@ -561,12 +565,11 @@ def train(args: Args) -> dict:
 
         # Advantages: each critic's GAE, from its values of the whole rollout in one batched call
         b_obs = torch.from_numpy(obs.reshape(-1, obs_dim)).to(device)
-        next_obs = torch.from_numpy(normalize_obs(next_raw_obs, obs_rms)).to(device)
+        next_obs = normalize_obs(next_raw_obs, obs_rms)
         values, advantages, returns = [], [], []
         for critic, signal, gamma, gae_lambda in zip(critics, signals, gammas, gae_lambdas):
-            with torch.inference_mode():
-                values.append(critic(b_obs).squeeze(-1).cpu().numpy().reshape(num_steps, args.num_envs))
-                next_value = critic(next_obs).squeeze(-1).cpu().numpy()
+            values.append(values_of(critic, obs.reshape(-1, obs_dim), device).reshape(num_steps, args.num_envs))
+            next_value = values_of(critic, next_obs, device)
             advantage, ret = compute_gae(signal, values[-1], dones, next_value, next_done, gamma, gae_lambda)
             advantages.append(torch.from_numpy(advantage.reshape(-1)).to(device))
             returns.append(torch.from_numpy(ret.reshape(-1)).to(device))
@@ -619,7 +622,7 @@ def train(args: Args) -> dict:
                 writer.add_scalar(f"trpo/{name}", value, global_step)
             with torch.no_grad():
                 writer.add_scalar("policy/entropy", agent.distribution(b_obs).entropy().mean().item(), global_step)
-            writer.add_scalar("policy/std", std.mean().item(), global_step)
+            writer.add_scalar("policy/std", agent.actor_logstd.exp().mean().item(), global_step)
             if time.time() - last_print >= 3.0 or iteration == num_iterations:
                 last_print = time.time()
                 print(f"step {global_step}/{args.total_timesteps} | SPS {sps} | ETA "

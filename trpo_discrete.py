@@ -175,6 +175,11 @@ class Agent(nn.Module):
     def distribution(self, obs: torch.Tensor) -> Categorical:
         return self.categorical(self.actor(obs))
 
+def values_of(critic: nn.Module, obs: np.ndarray, device) -> np.ndarray:
+    """The critic's V(s) of a batch of normalized observations, as a NumPy array."""
+    with torch.inference_mode():
+        return critic(torch.from_numpy(obs).to(device)).squeeze(-1).cpu().numpy()
+
 
 # === The mathematics of the update, one function per equation
 def add_truncation_bootstrap(rewards, truncated, final_values, gamma: float) -> np.ndarray:
@@ -371,7 +376,7 @@ def train(args: Args) -> dict:
     elif workers > 1:
         for tensor in agent.state_dict().values():
             dist.broadcast(tensor, src=0)  # rank 0's initial weights for every worker
-    # under torchrun: the statistics all workers agreed on last, and this worker's observations since then
+    # under torchrun: the statistics all workers agreed on last, and this worker's observations since (alone: unused)
     synced_obs_rms, own_obs_rms = copy.deepcopy(obs_rms), RunningMeanStd(obs_dim, count=0.0)
 
     # Rollout storage, preallocated in NumPy: per-step writes into torch tensors cost more than the writes
@@ -411,8 +416,7 @@ def train(args: Args) -> dict:
             if truncated.any():  # the time-limit bootstrap, from the critic's value of s_final
                 final_obs = normalize_obs(np.stack(infos["final_observation"][truncated]).reshape(-1, obs_dim), obs_rms)
                 final_values = np.zeros(args.num_envs, np.float32)
-                with torch.inference_mode():
-                    final_values[truncated] = agent.critic(torch.from_numpy(final_obs).to(device)).squeeze(-1).cpu()
+                final_values[truncated] = values_of(agent.critic, final_obs, device)
                 reward = add_truncation_bootstrap(reward, truncated, final_values, args.gamma)
             rewards[step] = reward
             next_raw_obs, next_done = raw_obs.reshape(args.num_envs, obs_dim), done.astype(np.float32)
@@ -428,11 +432,9 @@ def train(args: Args) -> dict:
 
         # Advantages: GAE, from the critic's values of the whole rollout in one batched call
         b_obs = torch.from_numpy(obs.reshape(-1, obs_dim)).to(device)
-        with torch.inference_mode():
-            values = agent.critic(b_obs).squeeze(-1).cpu().numpy().reshape(num_steps, args.num_envs)
-            next_value = agent.critic(torch.from_numpy(normalize_obs(next_raw_obs, obs_rms)).to(device)).squeeze(-1)
-        advantages, returns = compute_gae(rewards, values, dones, next_value.cpu().numpy(), next_done, args.gamma,
-                                          args.gae_lambda)
+        values = values_of(agent.critic, obs.reshape(-1, obs_dim), device).reshape(num_steps, args.num_envs)
+        next_value = values_of(agent.critic, normalize_obs(next_raw_obs, obs_rms), device)
+        advantages, returns = compute_gae(rewards, values, dones, next_value, next_done, args.gamma, args.gae_lambda)
         b_advantages = standardize(torch.from_numpy(advantages.reshape(-1)).to(device))
         b_returns = torch.from_numpy(returns.reshape(-1)).to(device)
         b_actions = torch.from_numpy(actions.reshape(-1)).to(device)
@@ -545,8 +547,7 @@ def load_checkpoint(path: str) -> dict:
 
 def evaluate(model_path: str, env_id: Optional[str] = None, eval_episodes: int = 10, seed: int = 0,
              device: str = "cpu") -> dict:
-    """Runs a saved model (the most probable action, its observation statistics) for eval_episodes episodes on env_id
-    (unset: its own); prints and returns their returns."""
+    """Runs a saved model (its most probable action, its observation statistics) on env_id (unset: its own)."""
     checkpoint = load_checkpoint(model_path)
     args = Args(**checkpoint["args"])
     env_id = env_id or args.env_id
