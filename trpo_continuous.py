@@ -74,11 +74,16 @@ class Args:
     cost_gae_lambda: float = 0.95  # the λ of the cost advantages' GAE
     standardize_cost_advantages: bool = True  # if toggled, cost advantages are standardized like the reward's
     lagrange_update: Literal["gradient", "adam", "pid"] = "gradient"  # how λ moves after each rollout (see README)
+    cost_window: int = 0  # J_c is the mean cost of the last cost_window episodes (0: of those ended in the rollout)
     lagrange_lr: float = 0.035  # η of the gradient and Adam updates (0: λ stays at its initial value, a fixed penalty)
-    lagrange_multiplier_init: float = 0.0  # λ at the start of the run
-    pid_kp: float = 0.1  # K_p, the PID update's proportional gain
-    pid_ki: float = 0.01  # K_i, the PID update's integral gain
-    pid_kd: float = 0.01  # K_d, the PID update's derivative gain
+    lagrange_multiplier_init: float = 0.0  # λ at the start of the run (the PID rule's integral's)
+    pid_kp: float = 0.1  # K_p, the PID rule's gain on the moving average of the violation J_c − d
+    pid_ki: float = 0.01  # K_i, the PID rule's integral gain
+    pid_kd: float = 0.01  # K_d, the PID rule's gain on the rise of the cost's moving average over pid_d_delay updates
+    pid_d_delay: int = 10  # the updates over which the PID rule measures the rise
+    pid_p_ema_alpha: float = 0.95  # α of the PID rule's moving average of the violation
+    pid_d_ema_alpha: float = 0.95  # α of the PID rule's moving average of the cost
+    pid_max: float = 100.0  # the PID rule's largest λ
     cost_line_search: bool = False  # if toggled, the line search also refuses steps that raise the cost surrogate
     penalty_coef: float = 0.0  # κ: train on the penalized reward r − κ·c (OmniSafe's reward_penalty; 0: off)
 
@@ -284,17 +289,24 @@ def adam_lagrange_step(multiplier, moments, mean_episode_cost, cost_limit, lr, b
     step = lr * (m / (1 - betas[0] ** t)) / (math.sqrt(v / (1 - betas[1] ** t)) + eps)
     return max(0.0, multiplier - step), [m, v, t]
 
-def pid_lagrange_step(integral, previous_cost, mean_episode_cost, cost_limit, kp, ki, kd) -> tuple:
-    """Stooke et al.'s PID Lagrangian on e = J_c − d: I ← max(0, I + K_i e), λ = max(0, K_p e + I + K_d max(0, J_c −
-    J_c,previous)). Returns (λ, I); with K_p = K_d = 0 it is the gradient rule with η = K_i."""
-    violation = mean_episode_cost - cost_limit
-    integral = max(0.0, integral + ki * violation)
-    rise = max(0.0, mean_episode_cost - previous_cost) if previous_cost is not None else 0.0
-    return max(0.0, kp * violation + integral + kd * rise), integral
+def pid_lagrange_step(pid: dict, mean_episode_cost: float, args: Args) -> tuple:
+    """Stooke et al.'s PID Lagrangian as OmniSafe runs it, on e = J_c − d: I ← max(0, I + K_i e), p ← α_p p +
+    (1 − α_p)e, c ← α_d c + (1 − α_d)J_c, λ = min(max(0, K_p p + I + K_d max(0, c − c′)), λ_max), c′ the c of
+    pid_d_delay updates before (0 until then). Returns (λ, its memory); with K_p = K_d = 0 it is the gradient rule."""
+    violation = mean_episode_cost - args.cost_limit
+    integral = max(0.0, pid["integral"] + args.pid_ki * violation)
+    p = args.pid_p_ema_alpha * pid["p"] + (1 - args.pid_p_ema_alpha) * violation
+    c = args.pid_d_ema_alpha * pid["c"] + (1 - args.pid_d_ema_alpha) * mean_episode_cost
+    multiplier = max(0.0, args.pid_kp * p + integral + args.pid_kd * max(0.0, c - pid["history"][0]))
+    history = (pid["history"] + [c])[-args.pid_d_delay:]
+    return min(multiplier, args.pid_max), dict(integral=integral, p=p, c=c, history=history)
 
-def update_lagrange(lagrange: dict, mean_episode_cost: float, args: Args) -> dict:
-    """λ and its rule's memory, moved by --lagrange-update's rule on a rollout's mean episodic cost J_c."""
-    previous_cost, lagrange = lagrange["mean_episode_cost"], dict(lagrange, mean_episode_cost=mean_episode_cost)
+def update_lagrange(lagrange: dict, episode_costs: list, args: Args) -> dict:
+    """λ and its rule's memory, moved by --lagrange-update's rule on J_c, the mean cost of the last cost_window
+    episodes (with cost_window 0, of episode_costs: those that ended in the rollout)."""
+    recent_costs = (lagrange["recent_costs"] + episode_costs)[-args.cost_window:] if args.cost_window else episode_costs
+    mean_episode_cost = float(np.mean(recent_costs))
+    lagrange = dict(lagrange, recent_costs=recent_costs, mean_episode_cost=mean_episode_cost)
     if args.lagrange_update == "gradient":
         lagrange["multiplier"] = gradient_lagrange_step(lagrange["multiplier"], mean_episode_cost, args.cost_limit,
                                                         args.lagrange_lr)
@@ -302,9 +314,7 @@ def update_lagrange(lagrange: dict, mean_episode_cost: float, args: Args) -> dic
         lagrange["multiplier"], lagrange["adam_moments"] = adam_lagrange_step(
             lagrange["multiplier"], lagrange["adam_moments"], mean_episode_cost, args.cost_limit, args.lagrange_lr)
     else:
-        lagrange["multiplier"], lagrange["pid_integral"] = pid_lagrange_step(
-            lagrange["pid_integral"], previous_cost, mean_episode_cost, args.cost_limit, args.pid_kp, args.pid_ki,
-            args.pid_kd)
+        lagrange["multiplier"], lagrange["pid"] = pid_lagrange_step(lagrange["pid"], mean_episode_cost, args)
     return lagrange
 
 def penalized_advantages(reward_advantages, cost_advantages, multiplier: float) -> torch.Tensor:
@@ -487,8 +497,9 @@ def train(args: Args) -> dict:
     optimizers = [torch.optim.Adam(critic.parameters(), lr=args.critic_lr, fused=True) for critic in critics]
     obs_rms = RunningMeanStd(obs_dim) if args.normalize_obs else None
     reward_scaler = RewardScaler(args.num_envs, args.gamma) if args.normalize_reward else None
-    lagrange = {"multiplier": args.lagrange_multiplier_init, "adam_moments": [0.0, 0.0, 0],
-                "pid_integral": args.lagrange_multiplier_init, "mean_episode_cost": None}
+    pid = dict(integral=args.lagrange_multiplier_init, p=0.0, c=0.0, history=[0.0])  # the PID rule's memory
+    lagrange = {"multiplier": args.lagrange_multiplier_init, "adam_moments": [0.0, 0.0, 0], "pid": pid,
+                "recent_costs": [], "mean_episode_cost": None}
     if checkpoint is not None:
         agent.load_state_dict(checkpoint["agent"])
         for optimizer, state in zip(optimizers, checkpoint["optimizers"]):
@@ -583,9 +594,9 @@ def train(args: Args) -> dict:
 
         # λ moves first, on the episodes that ended in this rollout (if any); the policy step uses the penalized Â
         if args.cost_limit is not None:
-            mean_episode_cost = mean_over_workers([cost for *_, cost in episodes], device)
-            if mean_episode_cost is not None:
-                lagrange = update_lagrange(lagrange, mean_episode_cost, args)
+            episode_costs = gather_over_workers([cost for *_, cost in episodes])
+            if episode_costs:
+                lagrange = update_lagrange(lagrange, episode_costs, args)
             b_advantages = penalized_advantages(b_advantages, b_cost_advantages, lagrange["multiplier"])
 
         # Update: one TRPO step on the policy, then the critics. The cost-aware search lets the cost surrogate rise
@@ -772,13 +783,13 @@ def average_gradients(params: list):
     if world_size() > 1:
         set_flat_params([p.grad for p in params], all_reduce_mean(torch.cat([p.grad.reshape(-1) for p in params])))
 
-def mean_over_workers(values: list, device) -> Optional[float]:
-    """The mean of all workers' values together (None when there are none), e.g. the episodic costs J_c."""
+def gather_over_workers(values: list) -> list:
+    """Every worker's values, in rank order, on every worker (e.g. the costs of the episodes that ended)."""
     if world_size() == 1:
-        return float(np.mean(values)) if values else None
-    total = torch.tensor([float(np.sum(values)), len(values)], dtype=torch.float64, device=device)
-    dist.all_reduce(total)
-    return (total[0] / total[1]).item() if total[1] > 0 else None
+        return values
+    gathered = [None] * world_size()
+    dist.all_gather_object(gathered, values)
+    return [value for worker_values in gathered for value in worker_values]
 
 def synchronize_statistics(synced: RunningMeanStd, own: RunningMeanStd, device) -> RunningMeanStd:
     """What one process would hold: the statistics last synchronized merged with each worker's observations since."""
@@ -806,8 +817,10 @@ def validate_args(args: Args, workers: int = 1) -> Args:
     rules = [(lambda v: v > 0, "positive", "total_timesteps num_envs num_steps target_kl cg_iters backtrack_iters "
               "fvp_sample_freq critic_lr update_epochs critic_minibatch_size eval_episodes"),
              (lambda v: v >= 0, "non-negative", "cg_damping critic_l2_coef max_grad_norm lagrange_lr penalty_coef "
-              "lagrange_multiplier_init checkpoint_every pid_kp pid_ki pid_kd cost_limit"),
-             (lambda v: 0 <= v <= 1, "in [0, 1]", "gamma gae_lambda cost_gamma cost_gae_lambda"),
+              "lagrange_multiplier_init checkpoint_every pid_kp pid_ki pid_kd pid_max cost_limit cost_window"),
+             (lambda v: v >= 1, "at least 1", "pid_d_delay"),
+             (lambda v: 0 <= v <= 1, "in [0, 1]", "gamma gae_lambda cost_gamma cost_gae_lambda pid_p_ema_alpha "
+              "pid_d_ema_alpha"),
              (lambda v: 0 < v < 1, "in (0, 1)", "backtrack_coef"),
              (lambda v: len(v) > 0 and min(v) > 0, "positive sizes", "hidden_sizes std_schedule")]
     for rule, wanted, names in rules:

@@ -6,7 +6,7 @@ MODE `train`: a tiny run of 6 iterations, then, in the same process (a second tr
 checkpoint after 3 iterations; each worker saves its final parameters and observation statistics of both to
 OUT_DIR/train<rank>.pt and OUT_DIR/resume<rank>.pt. MODE `averages`: each worker holds one half of a fixed batch and
 saves the averaged quantities it computes (Fisher-vector product, policy step, standardized advantages, observation
-statistics, mean episodic cost)."""
+statistics, the episodic costs)."""
 import glob
 import importlib
 import os
@@ -69,7 +69,7 @@ else:
     for rows in np.array_split(np.arange(10, 40)[rank::2], 3):
         own.update(batch["raw_obs"][rows])
     averaged["obs_rms"] = trpo.synchronize_statistics(synced, own, "cpu").state_dict()
-    if hasattr(trpo, "mean_over_workers"):
-        averaged["mean_cost"] = trpo.mean_over_workers([1.0, 2.0, 3.0] if rank == 0 else [10.0], "cpu")
+    if hasattr(trpo, "gather_over_workers"):
+        averaged["costs"] = trpo.gather_over_workers([1.0, 2.0, 3.0] if rank == 0 else [10.0])
     torch.save(averaged, os.path.join(out_dir, f"rank{rank}.pt"))
 dist.destroy_process_group()

@@ -2,6 +2,7 @@
 
 Most tests run on trpo_continuous.py (Gaussian policy) and trpo_discrete.py (categorical policy), whose update
 functions share names and equations; only the policy's output, its KL and the safe-RL parts differ."""
+import collections
 import math
 
 import numpy as np
@@ -121,7 +122,8 @@ def test_kl_and_log_probability_match_the_formulas(trpo):
         log_std = other.actor_logstd if is_continuous(trpo) else None
         torch.testing.assert_close(kl, kl_by_hand(trpo, agent, head(obs), other_head(obs), log_std).mean())
         action = agent.distribution(obs).sample()
-        torch.testing.assert_close(agent.distribution(obs).log_prob(action), log_prob_by_hand(trpo, agent, head(obs), action))
+        by_hand = log_prob_by_hand(trpo, agent, head(obs), action)
+        torch.testing.assert_close(agent.distribution(obs).log_prob(action), by_hand)
 
 
 def test_gaussian_kl_is_summed_not_averaged_over_action_dimensions():
@@ -475,33 +477,77 @@ def test_adam_multiplier_update_is_adam_on_minus_lambda_times_the_violation():
     assert moments[2] == len(costs)
 
 
-def test_pid_multiplier_update_follows_its_equation_and_reduces_to_the_integral_one():
+class PIDByHand:
+    """The PID Lagrangian of Stooke, Achiam and Abbeel (2020) with OmniSafe 0.5.0's moving averages, delay and cap,
+    written out from its equations with a deque (not the script's spelling)."""
+
+    def __init__(self, args):
+        self.args, self.integral, self.p, self.c = args, args.lagrange_multiplier_init, 0.0, 0.0
+        self.past = collections.deque([0.0], maxlen=args.pid_d_delay)  # the moving averages of the cost, oldest first
+
+    def update(self, cost):
+        a = self.args
+        error = cost - a.cost_limit
+        self.integral = max(0.0, self.integral + a.pid_ki * error)
+        self.p = a.pid_p_ema_alpha * self.p + (1 - a.pid_p_ema_alpha) * error
+        self.c = a.pid_d_ema_alpha * self.c + (1 - a.pid_d_ema_alpha) * cost
+        derivative = max(0.0, self.c - self.past[0])
+        self.past.append(self.c)
+        return min(max(0.0, a.pid_kp * self.p + self.integral + a.pid_kd * derivative), a.pid_max)
+
+
+def start(args):
+    return {"multiplier": args.lagrange_multiplier_init, "adam_moments": [0.0, 0.0, 0], "recent_costs": [],
+            "mean_episode_cost": None, "pid": dict(integral=args.lagrange_multiplier_init, p=0.0, c=0.0, history=[0.0])}
+
+
+def test_pid_multiplier_rule_follows_omnisafes_equations_and_reduces_to_the_gradient_rule():
     trpo = trpo_continuous
-    # by hand, K_p = 0.1, K_i = 0.01, K_d = 0.2, limit 25: e = 15, I = 0.15, λ = 1.5 + 0.15 + 0 (no previous cost)
-    multiplier, integral = trpo.pid_lagrange_step(0.0, None, 40.0, 25.0, kp=0.1, ki=0.01, kd=0.2)
-    assert (multiplier, integral) == pytest.approx((1.65, 0.15))
-    # then J_c = 45: e = 20, I = 0.35, rise 5: λ = 2.0 + 0.35 + 1.0; then J_c = 5: e = −20, I = 0.15, λ = max(0, −2 + 0.15)
-    multiplier, integral = trpo.pid_lagrange_step(integral, 40.0, 45.0, 25.0, kp=0.1, ki=0.01, kd=0.2)
-    assert (multiplier, integral) == pytest.approx((3.35, 0.35))
-    multiplier, integral = trpo.pid_lagrange_step(integral, 45.0, 5.0, 25.0, kp=0.1, ki=0.01, kd=0.2)
-    assert (multiplier, integral) == pytest.approx((0.0, 0.15))
-    # K_p = K_d = 0: the integral update, step for step
-    start = {"multiplier": 0.5, "adam_moments": [0.0, 0.0, 0], "pid_integral": 0.5, "mean_episode_cost": None}
-    gradient, pid = start, start
-    gradient_args = trpo.Args(cost_limit=25.0, lagrange_lr=0.01, lagrange_update="gradient")
-    pid_args = trpo.Args(cost_limit=25.0, lagrange_update="pid", pid_kp=0.0, pid_ki=0.01, pid_kd=0.0)
-    for cost in [40.0, 45.0, 30.0, 5.0, 5.0, 5.0, 60.0]:
-        gradient, pid = trpo.update_lagrange(gradient, cost, gradient_args), trpo.update_lagrange(pid, cost, pid_args)
+    args = trpo.Args(cost_limit=25.0, lagrange_update="pid", lagrange_multiplier_init=0.001)
+    # the first step by hand, OmniSafe's defaults: e = 15, I = 0.001 + 0.15, p = 0.05·15, c = 0.05·40, rise c − 0
+    state = trpo.update_lagrange(start(args), [40.0], args)
+    assert state["multiplier"] == pytest.approx(0.1 * 0.75 + 0.151 + 0.01 * 2.0)
+    # a long sequence, over and under the limit, with a short delay, a strong derivative and a cap that binds
+    args = trpo.Args(cost_limit=25.0, lagrange_update="pid", lagrange_multiplier_init=0.5, pid_kp=0.5, pid_ki=0.02,
+                     pid_kd=0.3, pid_d_delay=3, pid_p_ema_alpha=0.8, pid_d_ema_alpha=0.6, pid_max=4.0)
+    by_hand, state = PIDByHand(args), start(args)
+    costs = [40.0, 90.0, 60.0, 20.0, 5.0, 0.0, 30.0, 120.0, 150.0, 80.0, 10.0] + [0.0] * 8 + [26.0, 70.0, 30.0]
+    multipliers = []
+    for cost in costs:
+        state = trpo.update_lagrange(state, [cost], args)
+        multipliers.append(state["multiplier"])
+        assert state["multiplier"] == pytest.approx(by_hand.update(cost), abs=1e-12)
+    assert max(multipliers) == 4.0 and min(multipliers) == 0.0  # the cap and the projection both acted
+    # K_p = K_d = 0: the gradient rule with η = K_i, step for step
+    gradient_args = trpo.Args(cost_limit=25.0, lagrange_lr=0.01, lagrange_multiplier_init=0.5)
+    pid_args = trpo.Args(cost_limit=25.0, lagrange_update="pid", pid_kp=0.0, pid_ki=0.01, pid_kd=0.0,
+                         lagrange_multiplier_init=0.5)
+    gradient, pid = start(gradient_args), start(pid_args)
+    for cost in costs:
+        gradient = trpo.update_lagrange(gradient, [cost], gradient_args)
+        pid = trpo.update_lagrange(pid, [cost], pid_args)
         assert pid["multiplier"] == pytest.approx(gradient["multiplier"], abs=1e-12)
-        assert pid["mean_episode_cost"] == cost
+
+
+def test_the_cost_window_averages_the_last_episodes_across_rollouts():
+    args = trpo_continuous.Args(cost_limit=25.0, lagrange_lr=0.1, cost_window=3)
+    state = start(args)
+    for episode_costs, mean in [([40.0], 40.0), ([10.0, 70.0], 40.0), ([100.0], 60.0), ([0.0, 0.0, 3.0], 1.0)]:
+        state = trpo_continuous.update_lagrange(state, episode_costs, args)
+        assert state["mean_episode_cost"] == pytest.approx(mean) and len(state["recent_costs"]) <= 3
+    # cost_window 0: the rollout's own episodes only
+    args = trpo_continuous.Args(cost_limit=25.0, lagrange_lr=0.1)
+    state = trpo_continuous.update_lagrange(start(args), [100.0], args)
+    assert trpo_continuous.update_lagrange(state, [1.0, 3.0], args)["mean_episode_cost"] == 2.0
 
 
 def test_a_zero_learning_rate_holds_the_multiplier_as_a_fixed_penalty():
     for update in ["gradient", "adam"]:
-        state = {"multiplier": 1.5, "adam_moments": [0.0, 0.0, 0], "pid_integral": 1.5, "mean_episode_cost": None}
-        args = trpo_continuous.Args(cost_limit=25.0, lagrange_lr=0.0, lagrange_update=update)
+        args = trpo_continuous.Args(cost_limit=25.0, lagrange_lr=0.0, lagrange_update=update,
+                                    lagrange_multiplier_init=1.5)
+        state = start(args)
         for cost in [80.0, 0.0, 40.0]:  # over, under and over the limit: λ stays where it started
-            state = trpo_continuous.update_lagrange(state, cost, args)
+            state = trpo_continuous.update_lagrange(state, [cost], args)
             assert state["multiplier"] == 1.5, update
 
 

@@ -76,11 +76,11 @@ def test_each_multiplier_rule_and_the_cost_aware_search_train_and_resume(in_tmp,
         assert count == (accepted - 1 if accepted else trpo.Args().backtrack_iters)
     # the checkpoint after 2 of 3 iterations holds λ's state; resumed from it, λ moves on from there
     middle = saved_states[0]
-    assert middle["iteration"] == 2 and middle["lagrange"]["mean_episode_cost"] > 0
+    assert middle["iteration"] == 2 and middle["lagrange"]["mean_episode_cost"] > 0 and middle["lagrange"]["pid"]
     torch.save(middle, run_dir / "checkpoint.pt")
     resumed = trpo.train(trpo.Args(resume=str(run_dir / "checkpoint.pt")))
     costs = read_scalars(run_dir)["charts/episodic_cost"]  # 2 episodes a rollout; the stopped run's third is purged
-    expected = trpo.update_lagrange(middle["lagrange"], np.mean(costs[-2:]), trpo.Args(**middle["args"]))
+    expected = trpo.update_lagrange(middle["lagrange"], costs[-2:], trpo.Args(**middle["args"]))
     assert len(costs) == 6 and resumed["lagrange_multiplier"] == pytest.approx(expected["multiplier"], rel=1e-5)
 
 

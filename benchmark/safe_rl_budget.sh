@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# TRPO-Lagrangian at OmniSafe's budgets (the issue after the minimal reference): OmniSafe's PID Lagrangian
+# (--lagrange-update pid) and its levers on SafetyPointGoal1-v0 at 2M steps, the published budget of 1e7 steps, and
+# SafetyHalfCheetahVelocity-v1 at 1M; OmniSafe's own TRPOPID and TRPOLag beside them. Cost limit 25 throughout.
+#   bash benchmark/safe_rl_budget.sh point2m NAME "SEEDS" FLAGS...   # ours, 2M steps, into results/point2m
+#   bash benchmark/safe_rl_budget.sh omnisafe2m "SEEDS" ALGO         # OmniSafe's ALGO (TRPOPID, TRPOLag), 2M steps
+#   bash benchmark/safe_rl_budget.sh cheetah NAME "SEEDS" FLAGS...   # SafetyHalfCheetahVelocity-v1, 1M, results/safe
+#   bash benchmark/safe_rl_budget.sh point1e7 NAME SEED FLAGS...     # 1e7 steps under torchrun (2 workers)
+# In FLAGS, the word omnisafe-pid stands for OmniSafe's TRPOPID configuration in our flags: its TRPO preset, its
+# target_kl 0.01 on SafetyPointGoal1's 2 action dimensions (0.02 summed), λ₀ 0.001, and J_c the mean of the last 50
+# episodes; e.g. point2m pid_omnisafe "0 1 2" omnisafe-pid.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-.venv/bin/python}
+OMNISAFE_PID="--config $PWD/benchmark/presets/omnisafe.yaml --target-kl 0.02 --lagrange-update pid \
+  --lagrange-multiplier-init 0.001 --cost-window 50"
+
+case ${1:-} in
+  point2m|cheetah)
+    env=SafetyPointGoal1-v0 steps=2000000 results=benchmark/results/point2m
+    [ "$1" = cheetah ] && env=SafetyHalfCheetahVelocity-v1 steps=1000000 results=benchmark/results/safe
+    name=$2 seeds=$3; shift 3
+    flags="${*//omnisafe-pid/$OMNISAFE_PID}"
+    $PYTHON benchmark/run.py --results-dir $results --env-ids $env --seeds $seeds --workers ${WORKERS:-1} \
+      --script-args="--cost-limit 25 --total-timesteps $steps $flags --exp-name $name"
+    $PYTHON benchmark/report.py $results > /dev/null ;;
+  omnisafe2m)
+    for seed in $2; do
+      benchmark/peers/.venv-omnisafe/bin/python benchmark/peers/omnisafe_trpo.py --algo "$3" --env-id SafetyPointGoal1-v0 \
+        --seed "$seed" --total-timesteps 2000000 --log-dir benchmark/results/point2m/omnisafe > /dev/null
+    done
+    $PYTHON benchmark/report.py benchmark/results/point2m > /dev/null ;;
+  point1e7)
+    name=$2 seed=$3; shift 3
+    flags="${*//omnisafe-pid/$OMNISAFE_PID}"
+    mkdir -p benchmark/results/point1e7/logs
+    (cd benchmark/results/point1e7 && ../../../.venv/bin/python -m torch.distributed.run --standalone --nproc_per_node 2 \
+      ../../../trpo_continuous.py --env-id SafetyPointGoal1-v0 --seed "$seed" --save-model --cost-limit 25 \
+      --total-timesteps 10000000 $flags --exp-name "$name" > "logs/SafetyPointGoal1-v0__${name}__${seed}.log" 2>&1)
+    $PYTHON benchmark/report.py benchmark/results/point1e7 > /dev/null ;;
+  *) echo "usage: $0 point2m|cheetah NAME SEEDS FLAGS... | omnisafe2m SEEDS ALGO | point1e7 NAME SEED FLAGS..." >&2
+     exit 2 ;;
+esac
