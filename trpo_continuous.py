@@ -87,6 +87,7 @@ class Args:
     cost_line_search: bool = False  # if toggled, the line search also refuses steps that raise the cost surrogate
     penalty_coef: float = 0.0  # κ: train on the penalized reward r − κ·c (OmniSafe's reward_penalty; 0: off)
 
+
 LAUNCH_ARGUMENTS = ("config", "resume", "eval_model")  # how a run was started: never in its args.yaml
 
 
