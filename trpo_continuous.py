@@ -72,7 +72,7 @@ class Args:
     cost_limit: Optional[float] = None  # d: if set, TRPO-Lagrangian keeps the mean episodic cost J_c under d
     cost_gamma: float = 0.99  # the discount factor of the costs
     cost_gae_lambda: float = 0.95  # the λ of the cost advantages' GAE
-    standardize_cost_advantages: bool = True  # if toggled, cost advantages are standardized like the reward's
+    standardize_cost_advantages: bool = True  # if toggled, Â_c is standardized like Â_r, else centred only (OmniSafe's)
     lagrange_update: Literal["gradient", "adam", "pid"] = "gradient"  # how λ moves after each rollout (see README)
     cost_window: int = 0  # J_c is the mean cost of the last cost_window episodes (0: of those ended in the rollout)
     lagrange_lr: float = 0.035  # η of the gradient and Adam updates (0: λ stays at its initial value, a fixed penalty)
@@ -268,14 +268,15 @@ def compute_gae(rewards, values, dones, next_value, next_done, gamma: float, gae
         advantages[t] = last_advantage = delta + gamma * gae_lambda * next_nonterminal * last_advantage
     return advantages, advantages + values
 
-def standardize(x: torch.Tensor) -> torch.Tensor:
-    """Â ← (Â − mean Â) / (std Â + 1e-8), with the mean and the unbiased std of the whole batch (over all workers)."""
+def standardize(x: torch.Tensor, scale: bool = True) -> torch.Tensor:
+    """Â ← (Â − mean Â) / (std Â + 1e-8), or Â − mean Â without scale (OmniSafe's cost advantages), with the mean and
+    the unbiased std of the whole batch (over all workers)."""
     if world_size() == 1:
-        return (x - x.mean()) / (x.std() + 1e-8)
+        return (x - x.mean()) / (x.std() + 1e-8 if scale else 1.0)
     count = torch.tensor(float(x.numel() * world_size()), dtype=x.dtype, device=x.device)
     mean = all_reduce_mean(x.mean())
     variance = all_reduce_mean((x - mean).pow(2).mean()) * count / (count - 1)
-    return (x - mean) / (variance.sqrt() + 1e-8)
+    return (x - mean) / (variance.sqrt() + 1e-8 if scale else 1.0)
 
 def gradient_lagrange_step(multiplier: float, mean_episode_cost: float, cost_limit: float, lr: float) -> float:
     """λ ← max(0, λ + η (J_c − d)): projected gradient ascent on the Lagrangian's λ (J_c − d)."""
@@ -587,7 +588,7 @@ def train(args: Args) -> dict:
             returns.append(torch.from_numpy(ret.reshape(-1)).to(device))
         b_advantages, b_cost_advantages = standardize(advantages[0]), None
         if len(critics) > 1:
-            b_cost_advantages = standardize(advantages[1]) if args.standardize_cost_advantages else advantages[1]
+            b_cost_advantages = standardize(advantages[1], scale=args.standardize_cost_advantages)
         b_actions = torch.from_numpy(actions.reshape(-1, act_dim)).to(device)
         b_means = torch.from_numpy(action_means.reshape(-1, act_dim)).to(device)
         with torch.no_grad():

@@ -7,13 +7,14 @@
 #   bash benchmark/safe_rl_budget.sh cheetah NAME "SEEDS" FLAGS...   # SafetyHalfCheetahVelocity-v1, 1M, results/safe
 #   bash benchmark/safe_rl_budget.sh point1e7 NAME SEED FLAGS...     # 1e7 steps under torchrun (2 workers)
 # In FLAGS, the word omnisafe-pid stands for OmniSafe's TRPOPID configuration in our flags: its TRPO preset, its
-# target_kl 0.01 on SafetyPointGoal1's 2 action dimensions (0.02 summed), λ₀ 0.001, and J_c the mean of the last 50
-# episodes; e.g. point2m pid_omnisafe "0 1 2" omnisafe-pid.
+# target_kl 0.01 on SafetyPointGoal1's 2 action dimensions (0.02 summed), λ₀ 0.001, J_c the mean of the last 50
+# episodes, and the cost advantages centred, not scaled (OmniSafe's standardized_cost_adv); e.g.
+# point2m pid_centred "0 1 2" omnisafe-pid. The runs named pid_omnisafe ran it before commit CENTRE, with Â_c standardized.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}
 OMNISAFE_PID="--config $PWD/benchmark/presets/omnisafe.yaml --target-kl 0.02 --lagrange-update pid \
-  --lagrange-multiplier-init 0.001 --cost-window 50"
+  --lagrange-multiplier-init 0.001 --cost-window 50 --no-standardize-cost-advantages"
 
 case ${1:-} in
   point2m|cheetah)

@@ -559,6 +559,14 @@ def test_penalized_advantage_interpolates_from_reward_to_minus_cost():
     assert torch.allclose(penalized(reward_advantages, cost_advantages, 1e9), -cost_advantages)
 
 
+def test_advantages_are_standardized_or_cost_advantages_only_centred_as_omnisafe_does():
+    x = torch.tensor([1.0, 3.0, 4.0, 8.0], dtype=torch.float64)
+    standardized = trpo_continuous.standardize(x)
+    assert standardized.mean().item() == pytest.approx(0.0, abs=1e-12)
+    assert standardized.std().item() == pytest.approx(1.0, rel=1e-6)  # unbiased std, as torch.std
+    assert torch.allclose(trpo_continuous.standardize(x, scale=False), x - 4.0)  # the costs' scale kept
+
+
 def test_step_costs_read_the_final_info_of_envs_that_just_reset():
     # Gymnasium 0.28 vector infos: env 0 mid-episode (cost in infos), env 1 just reset (cost in final_info)
     infos = {"cost": np.array([2.0, 0.0]), "_cost": np.array([True, False]),
