@@ -71,5 +71,6 @@ else:
     averaged["obs_rms"] = trpo.synchronize_statistics(synced, own, "cpu").state_dict()
     if hasattr(trpo, "gather_over_workers"):
         averaged["costs"] = trpo.gather_over_workers([1.0, 2.0, 3.0] if rank == 0 else [10.0])
+        averaged["centred"] = trpo.standardize(batch["advantages"][half], scale=False)
     torch.save(averaged, os.path.join(out_dir, f"rank{rank}.pt"))
 dist.destroy_process_group()

@@ -75,6 +75,9 @@ def test_averages_over_two_half_batches_equal_the_whole_batch(trpo, in_tmp):
             assert worker["costs"] == [1.0, 2.0, 3.0, 10.0]  # every worker's, in rank order, on every worker
     assert torch.allclose(torch.cat([rank0["standardized"], rank1["standardized"]]),
                           trpo.standardize(batch["advantages"]), atol=1e-6)
+    if trpo is trpo_continuous:  # the cost advantages, centred only
+        assert torch.allclose(torch.cat([rank0["centred"], rank1["centred"]]),
+                              batch["advantages"] - batch["advantages"].mean(), atol=1e-6)
 
 
 def tiny(trpo, **overrides):
