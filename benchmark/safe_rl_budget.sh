@@ -9,7 +9,8 @@
 # In FLAGS, the word omnisafe-pid stands for OmniSafe's TRPOPID configuration in our flags: its TRPO preset, its
 # target_kl 0.01 on SafetyPointGoal1's 2 action dimensions (0.02 summed), λ₀ 0.001, J_c the mean of the last 50
 # episodes, and the cost advantages centred, not scaled (OmniSafe's standardized_cost_adv); e.g.
-# point2m pid_centred "0 1 2" omnisafe-pid. The runs named pid_omnisafe ran it before commit 7ea9384, with Â_c standardized.
+# point2m pid_centred "0 1 2" omnisafe-pid. The runs named pid_omnisafe ran it before commit 7ea9384, with Â_c
+# standardized. The cheetah's pid_rule runs: the same rule, J_c and Â_c at the defaults (flags in benchmark/README.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}
