@@ -8,8 +8,8 @@ for envs that report one) against steps, the mean over seeds with a band of ± o
 one line per `exp_name` (a dashed line marks a run's `--cost-limit`). Beside each env's table stand the
 published results for the same task (benchmark/reference-results.md, with their sources and settings).
 OmniSafe's own runs (benchmark/peers/omnisafe_trpo.py --log-dir <results-dir>/omnisafe) are read from
-their progress.csv and reported as exp_name `omnisafe-<algo>`: each of their points is already the mean of
-one epoch's episodes (about 20), so they are not averaged again.
+their progress.csv and reported as exp_name `omnisafe-<algo>`: each of their points is already a mean, of the
+last 50 episodes (its logger's window), so they are not averaged again.
 
 return / cost: the mean over the last `window` episodes (the window of the console and of train());
 eval: the mean return of the deterministic evaluation that `--save-model` runs; steps to threshold: the
