@@ -258,6 +258,8 @@ def plot_env(runs: list, path: str, window: int):
                   "cost": [moving_mean_at(r["episodes"][2], r["episodes"][3], grid, r["window"]) for r in group],
                   "λ": [np.interp(grid, *r["multiplier"], left=np.nan) if len(r["multiplier"][1]) else grid * np.nan
                         for r in group]}
+        for name in curves:  # a run that stopped early has no values past its last step (not its last one, held)
+            curves[name] = [np.where(grid <= r["steps"], curve, np.nan) for r, curve in zip(group, curves[name])]
         for ax, label in zip(axes[0], ["return", "cost", "λ"][:1 + with_cost] + ["λ"] * with_multiplier):
             values = np.array(curves[label])
             if np.isnan(values).all():
