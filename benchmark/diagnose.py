@@ -80,12 +80,12 @@ trpo.RewardScaler.__call__ = scaler_call
 trpo.gym.vector.SyncVectorEnv.__init__ = sync_init
 
 
-def standardize(x):  # count the episode ends of the rollout just before its advantages are standardized
+def standardize(x, **kwargs):  # count the episode ends of the rollout just before its advantages are standardized
     if "terminated" not in current:
         ends = seen["ends"]
         current.update(terminated=ends[0], truncated=ends[1])
         seen["ends"] = [0, 0]
-    return original_standardize(x)
+    return original_standardize(x, **kwargs)
 
 
 trpo.standardize = standardize
