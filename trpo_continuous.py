@@ -48,6 +48,7 @@ class Args:
     gamma: float = 0.99  # the discount factor γ
     gae_lambda: float = 0.95  # the λ of generalized advantage estimation
     target_kl: float = 0.01  # δ: the largest mean KL(π_old ‖ π_new) of an update, summed over action dimensions
+    evidence_decay: float = 0.0  # the memory of n̄, the mean evidence that earns a step of KL δ (0: TRPO's, always δ)
     cg_iters: int = 15  # the conjugate gradient iterations for x ≈ F⁻¹g
     cg_damping: float = 0.1  # the damping added to the Fisher matrix: F + damping·I
     backtrack_coef: float = 0.8  # the line search tries the step fractions backtrack_coef^i, i = 0, 1, ...
@@ -268,15 +269,18 @@ def compute_gae(rewards, values, dones, next_value, next_done, gamma: float, gae
         advantages[t] = last_advantage = delta + gamma * gae_lambda * next_nonterminal * last_advantage
     return advantages, advantages + values
 
-def standardize(x: torch.Tensor, scale: bool = True) -> torch.Tensor:
-    """Â ← (Â − mean Â) / (std Â + 1e-8), or Â − mean Â without scale (OmniSafe's cost advantages), with the mean and
-    the unbiased std of the whole batch (over all workers)."""
+def batch_mean_std(x: torch.Tensor) -> tuple:
+    """The mean and the unbiased std of the whole batch (over all workers)."""
     if world_size() == 1:
-        return (x - x.mean()) / (x.std() + 1e-8 if scale else 1.0)
+        return x.mean(), x.std()
     count = torch.tensor(float(x.numel() * world_size()), dtype=x.dtype, device=x.device)
     mean = all_reduce_mean(x.mean())
-    variance = all_reduce_mean((x - mean).pow(2).mean()) * count / (count - 1)
-    return (x - mean) / (variance.sqrt() + 1e-8 if scale else 1.0)
+    return mean, (all_reduce_mean((x - mean).pow(2).mean()) * count / (count - 1)).sqrt()
+
+def standardize(x: torch.Tensor, scale: bool = True) -> torch.Tensor:
+    """Â ← (Â − mean Â) / (std Â + 1e-8), or Â − mean Â without scale (OmniSafe's cost advantages)."""
+    mean, std = batch_mean_std(x)
+    return (x - mean) / (std + 1e-8 if scale else 1.0)
 
 def gradient_lagrange_step(multiplier: float, mean_episode_cost: float, cost_limit: float, lr: float) -> float:
     """λ ← max(0, λ + η (J_c − d)): projected gradient ascent on the Lagrangian's λ (J_c − d)."""
@@ -372,6 +376,14 @@ def max_step_size(xHx: float, target_kl: float) -> float:
     """β = √(2δ / xᵀHx): the step βx whose quadratic-model KL, ½(βx)ᵀH(βx), equals δ."""
     return math.sqrt(2.0 * target_kl / xHx)
 
+def evidence_step_fraction(evidence: float, mean_evidence: Optional[float], decay: float) -> tuple:
+    """The share of TRPO's step that a batch's evidence n = ĝᵀF⁻¹ĝ earns, min(1, √(n / n̄)), and the moving mean
+    n̄ ← decay·n̄ + (1 − decay)·n (n̄ = n when there is none yet). The step's KL is then δ·min(1, n / n̄): a batch of
+    average evidence spends the whole trust region, a weaker one proportionally less (a natural gradient step at
+    the rate √(2δ / n̄)), so that the expected step follows the expected gradient."""
+    mean_evidence = evidence if mean_evidence is None else decay * mean_evidence + (1 - decay) * evidence
+    return min(1.0, math.sqrt(evidence / mean_evidence)), mean_evidence
+
 def backtracking_line_search(params, old_params, full_step, evaluate: Callable, old_objective: float,
                              old_cost_objective: float, cost_slack: float, args: Args) -> tuple:
     """Tries θ = θ_old + backtrack_coef^i · full_step, i < backtrack_iters, and keeps the first whose surrogate L is
@@ -397,10 +409,12 @@ def backtracking_line_search(params, old_params, full_step, evaluate: Callable, 
     return 0, 0.0, old_objective, 0.0, rejected
 
 def trpo_policy_update(agent: Agent, obs, actions, old_logprobs, advantages, args: Args, cost_advantages=None,
-                       cost_slack: float = math.inf) -> dict:
-    """One TRPO step: g = ∇L, x ≈ F⁻¹g by conjugate gradient, β = √(2δ / xᵀFx), the line search along βx (which
-    tests the cost surrogate of cost_advantages, if given). A zero or non-finite g, or xᵀFx ≤ 0, skips the update with
-    a warning. Each mean is over all workers, so that they all take the same step. Returns the step's statistics."""
+                       cost_slack: float = math.inf, advantage_scale: float = 1.0, mean_evidence=None) -> dict:
+    """One TRPO step: g = ∇L, x ≈ F⁻¹g by conjugate gradient, β = √(2δ / xᵀFx), the line search along βx scaled by
+    the evidence's fraction (advantages = Â / advantage_scale: n = advantage_scale²·xᵀFx is in Â's units; the line
+    search also tests the cost surrogate of cost_advantages, if given). A zero or non-finite g, or xᵀFx ≤ 0, skips
+    the update with a warning. Each mean is over all workers, so that they all take the same step. Returns the
+    step's statistics, with the new n̄ as mean_evidence."""
     params = agent.actor_parameters()
     cost_advantages = torch.zeros_like(advantages) if cost_advantages is None else cost_advantages
     with torch.no_grad():
@@ -419,7 +433,10 @@ def trpo_policy_update(agent: Agent, obs, actions, old_logprobs, advantages, arg
     if not (math.isfinite(xHx) and xHx > 0):
         warnings.warn(f"TRPO: xᵀFx = {xHx} is not positive; policy update skipped")
         return stats
-    full_step = max_step_size(xHx, args.target_kl) * x
+    evidence = advantage_scale**2 * xHx  # gᵀF⁻¹g ≈ xᵀFx
+    fraction, mean_evidence = evidence_step_fraction(evidence, mean_evidence, args.evidence_decay)
+    stats.update(evidence=evidence, mean_evidence=mean_evidence, step_fraction=fraction)
+    full_step = fraction * max_step_size(xHx, args.target_kl) * x
 
     def evaluate():
         with torch.no_grad():
@@ -502,6 +519,7 @@ def train(args: Args) -> dict:
     pid = dict(integral=args.lagrange_multiplier_init, p=0.0, c=0.0, history=[0.0])  # the PID rule's memory
     lagrange = {"multiplier": args.lagrange_multiplier_init, "adam_moments": [0.0, 0.0, 0], "pid": pid,
                 "recent_costs": [], "mean_episode_cost": None}
+    mean_evidence = None  # n̄ of the evidence-scaled step
     if checkpoint is not None:
         agent.load_state_dict(checkpoint["agent"])
         for optimizer, state in zip(optimizers, checkpoint["optimizers"]):
@@ -510,7 +528,7 @@ def train(args: Args) -> dict:
             obs_rms.load_state_dict(checkpoint["obs_rms"])
         if reward_scaler is not None:
             reward_scaler.return_rms.load_state_dict(checkpoint["return_rms"])
-        lagrange = checkpoint["lagrange"]
+        lagrange, mean_evidence = checkpoint["lagrange"], checkpoint.get("mean_evidence")
     elif workers > 1:
         for tensor in agent.state_dict().values():
             dist.broadcast(tensor, src=0)  # rank 0's initial weights for every worker
@@ -587,6 +605,7 @@ def train(args: Args) -> dict:
             advantages.append(torch.from_numpy(advantage.reshape(-1)).to(device))
             returns.append(torch.from_numpy(ret.reshape(-1)).to(device))
         b_advantages, b_cost_advantages = standardize(advantages[0]), None
+        advantage_scale = batch_mean_std(advantages[0])[1].item()  # the evidence is in the scaled rewards' units
         if len(critics) > 1:
             b_cost_advantages = standardize(advantages[1], scale=args.standardize_cost_advantages)
         b_actions = torch.from_numpy(actions.reshape(-1, act_dim)).to(device)
@@ -607,7 +626,10 @@ def train(args: Args) -> dict:
         if args.cost_line_search and lagrange["mean_episode_cost"] is not None:
             cost_slack = max(args.cost_limit - lagrange["mean_episode_cost"], 0.0)
         trpo_stats = trpo_policy_update(agent, b_obs, b_actions, b_logprobs, b_advantages, args,
-                                        b_cost_advantages if args.cost_line_search else None, cost_slack)
+                                        b_cost_advantages if args.cost_line_search else None, cost_slack,
+                                        advantage_scale, mean_evidence)
+        # n̄ starts after the first update, whose advantages come from an untrained critic (n hundreds of times later's)
+        mean_evidence = trpo_stats.get("mean_evidence", mean_evidence) if iteration > 1 else None
         if args.anneal_lr:
             for optimizer in optimizers:
                 optimizer.param_groups[0]["lr"] = linear_schedule(args.critic_lr, 0.0, (iteration - 1) / num_iterations)
@@ -649,6 +671,7 @@ def train(args: Args) -> dict:
             state = {"format": "trpo_continuous", "args": training_arguments(args), "run_name": run_name,
                      "global_step": global_step, "iteration": iteration, "agent": agent.state_dict(),
                      "optimizers": [optimizer.state_dict() for optimizer in optimizers], "lagrange": lagrange,
+                     "mean_evidence": mean_evidence,
                      "obs_rms": obs_rms.state_dict() if obs_rms is not None else None,
                      "return_rms": reward_scaler.return_rms.state_dict() if reward_scaler is not None else None}
             save_checkpoint(state, f"{run_dir}/checkpoint.pt")
@@ -824,6 +847,7 @@ def validate_args(args: Args, workers: int = 1) -> Args:
              (lambda v: 0 <= v <= 1, "in [0, 1]", "gamma gae_lambda cost_gamma cost_gae_lambda pid_p_ema_alpha "
               "pid_d_ema_alpha"),
              (lambda v: 0 < v < 1, "in (0, 1)", "backtrack_coef"),
+             (lambda v: 0 <= v < 1, "in [0, 1)", "evidence_decay"),
              (lambda v: len(v) > 0 and min(v) > 0, "positive sizes", "hidden_sizes std_schedule")]
     for rule, wanted, names in rules:
         for name in names.split():

@@ -289,6 +289,39 @@ def test_policy_update_with_cost_search_refuses_steps_that_raise_the_cost_surrog
     assert stats["acceptance_step"] > 0 and stats["rejected_cost"] == 0  # with room to spare: plain TRPO's step
 
 
+def test_evidence_step_fraction_is_the_root_of_the_evidence_over_its_moving_mean():
+    fraction_of = trpo_continuous.evidence_step_fraction
+    assert fraction_of(4.0, None, 0.99) == (1.0, 4.0)  # the first evidence starts n̄: TRPO's step
+    fraction, mean = fraction_of(1.0, 4.0, 0.9)
+    assert mean == pytest.approx(0.9 * 4.0 + 0.1 * 1.0) and fraction == pytest.approx(math.sqrt(1.0 / 3.7))
+    assert fraction_of(40.0, 4.0, 0.9) == (1.0, pytest.approx(7.6))  # above the mean: the whole δ, no more
+    assert fraction_of(1.0, 4.0, 0.0) == (1.0, 1.0)  # decay 0: n̄ = n, plain TRPO
+
+
+def test_policy_update_shortens_the_step_by_the_evidence_fraction_in_the_advantages_units():
+    trpo = trpo_continuous
+    agent, _ = tiny_agent(trpo)
+    obs, _, actions, logprobs = sampled_batch(trpo, agent, 64)
+    advantages = trpo.standardize(torch.randn(64, dtype=torch.float64, generator=torch.Generator().manual_seed(3)))
+    params, args = agent.actor_parameters(), trpo.Args(target_kl=0.01, evidence_decay=0.5)
+    before = trpo.flat_params(params).clone()
+
+    def step(**evidence):
+        stats = trpo.trpo_policy_update(agent, obs, actions, logprobs, advantages, args, **evidence)
+        delta = trpo.flat_params(params) - before
+        trpo.set_flat_params(params, before)
+        return stats, delta / args.backtrack_coef ** (stats["acceptance_step"] - 1)  # the step before backtracking
+
+    full, full_step = step()  # no n̄ yet: TRPO's step
+    assert full["step_fraction"] == 1.0 and full["mean_evidence"] == full["evidence"] > 0
+    scaled, _ = step(advantage_scale=3.0)  # Â = 3 × the standardized advantages: n in Â's units, 9 times as large
+    assert scaled["evidence"] == pytest.approx(9.0 * full["evidence"])
+    half, half_step = step(mean_evidence=7.0 * full["evidence"])  # n̄ ← (7n + n) / 2 = 4n: a fraction √(1/4)
+    assert half["step_fraction"] == pytest.approx(0.5)
+    assert half["mean_evidence"] == pytest.approx(4.0 * full["evidence"])
+    torch.testing.assert_close(half_step, 0.5 * full_step)
+
+
 @pytest.mark.parametrize("advantage, message", [(float("nan"), "not finite"), (0.0, "policy gradient is zero")])
 def test_policy_update_skips_a_zero_or_non_finite_gradient_with_a_warning_that_says_which(trpo, advantage, message):
     agent, _ = tiny_agent(trpo)

@@ -29,7 +29,7 @@ COMMON_TAGS = ["charts/episodic_return", "charts/episodic_length", "charts/SPS",
                "trpo/expected_improvement", "trpo/actual_improvement", "trpo/grad_norm", "trpo/xHx", "trpo/step_norm",
                "trpo/rejected_not_finite", "trpo/rejected_no_improvement", "trpo/rejected_kl", "policy/entropy"]
 CONTINUOUS = Script(trpo_continuous, "trpo_continuous.py", "Pendulum-v1", "CartPole-v1", "trpo_discrete.py",
-                    COMMON_TAGS + ["policy/std", "trpo/rejected_cost"])
+                    COMMON_TAGS + ["policy/std", "trpo/rejected_cost", "trpo/step_fraction", "trpo/mean_evidence"])
 DISCRETE = Script(trpo_discrete, "trpo_discrete.py", "MountainCar-v0", "Pendulum-v1", "trpo_continuous.py", COMMON_TAGS)
 
 
@@ -78,6 +78,7 @@ def test_omnisafe_preset_loads_omnisafe_settings():
     args = trpo_continuous.parse_args(["--config", str(preset), "--env-id", "Pendulum-v1"])
     assert (args.num_envs, args.num_steps, args.critic_minibatch_size, args.update_epochs) == (1, 20000, 128, 10)
     assert (args.target_kl, args.cg_iters, args.backtrack_iters, args.weight_init) == (0.06, 15, 15, "pytorch")
+    assert args.evidence_decay == 0.0  # TRPO's step, always the whole δ
     assert not args.normalize_reward and not args.anneal_lr and args.log_std_init == 0.0
     assert args.hidden_sizes == (64, 64) and args.env_id == "Pendulum-v1"
 
@@ -200,6 +201,11 @@ def test_bad_input_is_one_clear_line_and_writes_nothing(script, case, in_tmp, mo
     error = main_error(script, args)
     assert error.startswith("error: ") and message in error and "\n" not in error, error
     assert list(in_tmp.iterdir()) == []  # no runs/, no videos/
+
+
+def test_an_evidence_decay_of_1_is_one_clear_line(in_tmp):  # n̄ would never move from the second update's n
+    error = main_error(CONTINUOUS, ["--env-id", "Pendulum-v1", "--evidence-decay", "1"])
+    assert error == "error: --evidence-decay must be in [0, 1), got 1.0" and not (in_tmp / "runs").exists()
 
 
 def test_cost_flags_on_an_env_without_cost_and_safety_ids_get_one_clear_line(in_tmp):
