@@ -4,6 +4,9 @@
 # SafetyHalfCheetahVelocity-v1 at 1M; OmniSafe's own TRPOPID and TRPOLag beside them. Cost limit 25 throughout.
 #   bash benchmark/safe_rl_budget.sh point2m NAME "SEEDS" FLAGS...   # ours, 2M steps, into results/point2m
 #   bash benchmark/safe_rl_budget.sh omnisafe2m "SEEDS" ALGO         # OmniSafe's ALGO (TRPOPID, TRPOLag), 2M steps
+#     (its 20000 steps an epoch from 2 envs of 10000: OmniSafe resets every env at each epoch and the episodes are
+#     1000 steps long, so the data are the same in distribution as from 1 env, and it runs 1.6x faster; 412 against
+#     257 SPS, measured side by side)
 #   bash benchmark/safe_rl_budget.sh cheetah NAME "SEEDS" FLAGS...   # SafetyHalfCheetahVelocity-v1, 1M, results/safe
 #   bash benchmark/safe_rl_budget.sh point1e7 NAME SEED FLAGS...     # 1e7 steps under torchrun (2 workers)
 # In FLAGS, the word omnisafe-pid stands for OmniSafe's TRPOPID configuration in our flags: its TRPO preset, its
@@ -29,7 +32,7 @@ case ${1:-} in
   omnisafe2m)
     for seed in $2; do
       benchmark/peers/.venv-omnisafe/bin/python benchmark/peers/omnisafe_trpo.py --algo "$3" --env-id SafetyPointGoal1-v0 \
-        --seed "$seed" --total-timesteps 2000000 --log-dir benchmark/results/point2m/omnisafe > /dev/null
+        --seed "$seed" --total-timesteps 2000000 --num-envs 2 --num-steps 10000 --log-dir benchmark/results/point2m/omnisafe > /dev/null
     done
     $PYTHON benchmark/report.py benchmark/results/point2m > /dev/null ;;
   point1e7)
