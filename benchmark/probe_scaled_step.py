@@ -17,7 +17,8 @@ n_k, n̄ and the fraction go to <run folder>/scaled_step.csv:
 `trpo_continuous.py --evidence-decay 0.99` is this probe's default setting, with the same parameters bit for bit
 (checked over 40 updates). The probe keeps the variants: PROBE_DECAY=1 makes n̄ the mean over the whole run;
 PROBE_UNITS=raw measures n_k in the reward's own units (n_k times the reward scaler's Var[G]); PROBE_SKIP=0 lets the
-first update into n̄. Any flag of the script can follow."""
+first update into n̄; PROBE_FREEZE_OBS=N stops the observation statistics after N observations. Any flag of the
+script can follow."""
 import csv
 import math
 import os
@@ -29,6 +30,17 @@ import trpo_continuous as trpo  # noqa: E402
 decay = float(os.environ.get("PROBE_DECAY", "0.99"))
 raw_units, skip_first = os.environ.get("PROBE_UNITS", "scaled") == "raw", os.environ.get("PROBE_SKIP", "1") == "1"
 standardize, rows, state = trpo.standardize, [], dict(std=None, reference=None, count=0, scaler=None)
+
+
+freeze_obs, update_statistics = float(os.environ.get("PROBE_FREEZE_OBS", "inf")), trpo.RunningMeanStd.update
+
+
+def frozen_update(self, batch):
+    if self.mean.shape == () or self.count < freeze_obs:  # the reward scaler's statistics go on
+        update_statistics(self, batch)
+
+
+trpo.RunningMeanStd.update = frozen_update
 
 
 class RecordedRewardScaler(trpo.RewardScaler):

@@ -1,6 +1,6 @@
 """The mean return / cost / λ of each window of steps, per run of a results folder: the table of benchmark/README.md's
 "TRPO-Lagrangian at OmniSafe's budgets". Reads the compact curves that report.py writes (<results>/curves/*.csv) and
-OmniSafe's progress.csv files (<results>/omnisafe/...; each of their rows is already a mean of its last 50 episodes,
+OmniSafe's progress.csv files (<results>/omnisafe*/<algo>/<seed>/; each of their rows is already a mean of its last 50 episodes,
 so those rows are averaged as they are). A window that a run has only begun is marked "to <its last step>".
 
     python benchmark/window_means.py benchmark/results/point2m --window 200000
@@ -37,8 +37,8 @@ def omnisafe(path):
 
 
 runs = {os.path.basename(path)[:-4]: ours(path) for path in sorted(glob.glob(f"{args.results}/curves/*.csv"))}
-for path in sorted(glob.glob(f"{args.results}/omnisafe/*/*/progress.csv")):
-    runs["omnisafe " + os.path.basename(os.path.dirname(path))] = omnisafe(path)
+for path in sorted(glob.glob(f"{args.results}/omnisafe*/*/*/progress.csv")):
+    runs[" ".join(path.split(os.sep)[-4:-1:2])] = omnisafe(path)  # e.g. "omnisafe seed-000-<date>"
 tags = ["charts/episodic_return", "charts/episodic_cost", "charts/lagrange_multiplier"]
 for name, series in runs.items():
     last = series["charts/episodic_return"][-1, 0]

@@ -1,0 +1,68 @@
+"""A probe of the collapse study (benchmark/README.md, "Keeping what was learned"): observation statistics that move
+without moving the policy. The script updates the running mean μ and std σ of the observations at every step, so the
+normalized input (s − μ)/σ of the policy and the critics changes outside the trust region, by 0.0004 to 0.001 of a
+std per update at the top of InvertedDoublePendulum: 0.3 to 0.7 of a std over the late part of a run. Here the
+statistics stay fixed during a rollout and move once, after the update, and the first layer of every network
+absorbs the move so that it computes the same function of the raw observation:
+
+    W ← W·diag(σ′/σ),   b ← b + W·((μ′ − μ)/σ)     ((s − μ′)/σ′ in, the same outputs as (s − μ)/σ before)
+
+(exact but for the clip at ±5). One process only. Run it with the script's flags, e.g. with the evidence step:
+
+    python benchmark/probe_absorbed_statistics.py --env-id InvertedDoublePendulum-v4 --seed 0 --evidence-decay 0.99 \\
+        --exp-name absorbed --save-model
+"""
+import os
+import sys
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import trpo_continuous as trpo  # noqa: E402
+
+update_statistics, state = trpo.RunningMeanStd.update, dict(agent=None, statistics=None, pending=None)
+
+
+def deferred_update(self, batch):
+    if self.mean.shape == ():  # the reward scaler's statistics move as before
+        return update_statistics(self, batch)
+    if state["statistics"] is None:  # the first observations, before any rollout: the statistics start from them
+        state["statistics"], state["pending"] = self, trpo.RunningMeanStd(self.mean.shape, count=0.0)
+        return update_statistics(self, batch)
+    if self is state["statistics"]:
+        update_statistics(state["pending"], batch)
+
+
+def absorb(layer, mean, std, new_mean, new_std):
+    with torch.no_grad():
+        weight = layer.weight.clone()
+        layer.weight.mul_(torch.as_tensor(new_std / std, dtype=weight.dtype))
+        layer.bias.add_(weight @ torch.as_tensor((new_mean - mean) / std, dtype=weight.dtype))
+
+
+original_critic_update = trpo.critic_update
+
+
+def critic_update_then_statistics(*args, **kwargs):
+    losses = original_critic_update(*args, **kwargs)
+    statistics, pending, agent = state["statistics"], state["pending"], state["agent"]
+    if statistics is not None and pending.count > 0:
+        mean, std = statistics.mean.copy(), np.sqrt(statistics.var + 1e-8)
+        statistics.update_from_moments(pending.mean, pending.var, pending.count)
+        new_mean, new_std = statistics.mean, np.sqrt(statistics.var + 1e-8)
+        for network in [agent.actor_mean, agent.critic] + ([agent.cost_critic] if agent.cost_critic else []):
+            absorb(network[0], mean, std, new_mean, new_std)
+        state["pending"] = trpo.RunningMeanStd(statistics.mean.shape, count=0.0)
+    return losses
+
+
+class RecordedAgent(trpo.Agent):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        state["agent"] = self
+
+
+trpo.RunningMeanStd.update, trpo.critic_update, trpo.Agent = deferred_update, critic_update_then_statistics, RecordedAgent
+result = trpo.train(trpo.parse_args(sys.argv[1:]))
+print(f"run {result['run_name']} done")
