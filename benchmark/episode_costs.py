@@ -7,6 +7,7 @@ more than --high, the share of all their cost that those costly episodes pay, an
 import argparse
 import csv
 import glob
+import gzip
 import json
 import os
 
@@ -19,7 +20,7 @@ parser.add_argument("--after", type=int, default=500_000, help="count the episod
 parser.add_argument("--high", type=float, default=100.0, help="an episode costing more than this is a costly one")
 args = parser.parse_args()
 
-paths = sorted(glob.glob(os.path.join(args.results_dir, "curves", f"{args.env_id}__*.csv")))
+paths = sorted(glob.glob(os.path.join(args.results_dir, "curves", f"{args.env_id}__*.csv.gz")))
 if not paths:
     raise SystemExit(f"error: no {args.env_id} run in {args.results_dir}/curves (run benchmark/report.py on it first)")
 print(f"{args.env_id}, episodes that ended after {args.after} steps")
@@ -27,7 +28,7 @@ print("| run | episodes | cost 0 | cost > {0:g} | share of the cost paid by cost
       .format(args.high))
 print("|---|---|---|---|---|---|---|")
 for path in paths:
-    with open(path) as file:
+    with gzip.open(path, "rt") as file:
         run_args = json.loads(file.readline()[1:])
         episodes = {"charts/episodic_cost": [], "charts/episodic_return": []}
         for row in csv.DictReader(file):

@@ -21,6 +21,7 @@ window's, it does not depend on where λ's oscillation stands at the end). Runs 
 third panel, λ."""
 import csv
 import glob
+import gzip
 import json
 import os
 import sys
@@ -102,8 +103,9 @@ def read_event_run(run_dir: str) -> tuple:
 
 
 def write_curve_csv(path: str, run_args: dict, series: dict):
-    """The run's curves in one small CSV: a first line `# {arguments as JSON}`, then tag, step, value, wall_time."""
-    with open(path, "w", newline="") as f:
+    """The run's curves in one small gzipped CSV: a first line `# {arguments as JSON}`, then tag, step, value,
+    wall_time."""
+    with gzip.open(path, "wt", newline="") as f:
         f.write("# " + json.dumps({key: run_args[key] for key in ("env_id", "exp_name", "seed", "total_timesteps")}
                                   | {"cost_limit": run_args.get("cost_limit")}) + "\n")
         writer = csv.writer(f)
@@ -113,7 +115,7 @@ def write_curve_csv(path: str, run_args: dict, series: dict):
 
 
 def read_curve_csv(path: str) -> tuple:
-    with open(path) as f:
+    with gzip.open(path, "rt") as f:
         run_args = json.loads(f.readline()[2:])
         rows = list(csv.DictReader(f))
     series = {}
@@ -282,7 +284,7 @@ def plot_env(runs: list, path: str, window: int):
 
 
 def main(args: Args):
-    # Each run of runs/ (TensorBoard logs) is also written to curves/<run_name>.csv; a run whose folder is gone
+    # Each run of runs/ (TensorBoard logs) is also written to curves/<run_name>.csv.gz; a run whose folder is gone
     # (large logs need not be kept) is read back from its CSV.
     curves_dir = os.path.join(args.results_dir, "curves")
     os.makedirs(curves_dir, exist_ok=True)
@@ -290,10 +292,10 @@ def main(args: Args):
     for path in sorted(glob.glob(os.path.join(args.results_dir, "runs", "*", "args.yaml"))):
         run_args, series = read_event_run(os.path.dirname(path))
         name = os.path.basename(os.path.dirname(path))
-        write_curve_csv(os.path.join(curves_dir, f"{name}.csv"), run_args, series)
+        write_curve_csv(os.path.join(curves_dir, f"{name}.csv.gz"), run_args, series)
         loaded[name] = (run_args, series)
-    for path in sorted(glob.glob(os.path.join(curves_dir, "*.csv"))):
-        loaded.setdefault(os.path.basename(path)[: -len(".csv")], read_curve_csv(path))
+    for path in sorted(glob.glob(os.path.join(curves_dir, "*.csv.gz"))):
+        loaded.setdefault(os.path.basename(path)[: -len(".csv.gz")], read_curve_csv(path))
     if not loaded:
         raise SystemExit(f"error: no run in {args.results_dir}/runs or curves; "
                          f"run benchmark/run.py --results-dir {args.results_dir} first")

@@ -1,5 +1,5 @@
 """The mean return / cost / λ of each window of steps, per run of a results folder: the table of benchmark/README.md's
-"TRPO-Lagrangian at OmniSafe's budgets". Reads the compact curves that report.py writes (<results>/curves/*.csv) and
+"TRPO-Lagrangian at OmniSafe's budgets". Reads the compact curves that report.py writes (<results>/curves/*.csv.gz) and
 OmniSafe's progress.csv files (<results>/omnisafe*/<algo>/<seed>/; each of their rows is already a mean of its last 50 episodes,
 so those rows are averaged as they are). A window that a run has only begun is marked "to <its last step>".
 
@@ -8,6 +8,7 @@ so those rows are averaged as they are). A window that a run has only begun is m
 import argparse
 import csv
 import glob
+import gzip
 import os
 
 import numpy as np
@@ -20,7 +21,7 @@ args = parser.parse_args()
 
 def ours(path):
     series = {}
-    with open(path) as f:
+    with gzip.open(path, "rt") as f:
         for row in csv.reader(line for line in f if not line.startswith("#")):
             if row[0] != "tag":
                 series.setdefault(row[0], []).append((float(row[1]), float(row[2])))
@@ -36,7 +37,8 @@ def omnisafe(path):
     return {tag: np.stack([steps, [float(row[name]) for row in rows]], 1) for tag, name in column.items()}
 
 
-runs = {os.path.basename(path)[:-4]: ours(path) for path in sorted(glob.glob(f"{args.results}/curves/*.csv"))}
+runs = {os.path.basename(path)[: -len(".csv.gz")]: ours(path)
+        for path in sorted(glob.glob(f"{args.results}/curves/*.csv.gz"))}
 for path in sorted(glob.glob(f"{args.results}/omnisafe*/*/*/progress.csv")):
     runs[" ".join(path.split(os.sep)[-4:-1:2])] = omnisafe(path)  # e.g. "omnisafe seed-000-<date>"
 tags = ["charts/episodic_return", "charts/episodic_cost", "charts/lagrange_multiplier"]
