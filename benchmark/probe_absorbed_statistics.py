@@ -7,7 +7,10 @@ absorbs the move so that it computes the same function of the raw observation:
 
     W ← W·diag(σ′/σ),   b ← b + W·((μ′ − μ)/σ)     ((s − μ′)/σ′ in, the same outputs as (s − μ)/σ before)
 
-(exact but for the clip at ±5). One process only. Run it with the script's flags, e.g. with the evidence step:
+(exact but for the clip at ±5). ABSORB_BELOW=τ absorbs only the input dimensions whose move is small,
+|μ′ − μ|/σ ≤ τ and |log(σ′/σ)| ≤ τ (the drift of settled statistics), and lets larger moves through as the script
+does (early, when the statistics are still learning). One process only. Run it with the script's flags, e.g. with the
+evidence step:
 
     python benchmark/probe_absorbed_statistics.py --env-id InvertedDoublePendulum-v4 --seed 0 --evidence-decay 0.99 \\
         --exp-name absorbed --save-model
@@ -22,6 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import trpo_continuous as trpo  # noqa: E402
 
 update_statistics, state = trpo.RunningMeanStd.update, dict(agent=None, statistics=None, pending=None)
+absorb_below = float(os.environ.get("ABSORB_BELOW", "inf"))
 
 
 def deferred_update(self, batch):
@@ -35,10 +39,13 @@ def deferred_update(self, batch):
 
 
 def absorb(layer, mean, std, new_mean, new_std):
+    scale, shift = new_std / std, (new_mean - mean) / std
+    small = (np.abs(shift) <= absorb_below) & (np.abs(np.log(scale)) <= absorb_below)
+    scale, shift = np.where(small, scale, 1.0), np.where(small, shift, 0.0)  # the rest moves the input, as before
     with torch.no_grad():
         weight = layer.weight.clone()
-        layer.weight.mul_(torch.as_tensor(new_std / std, dtype=weight.dtype))
-        layer.bias.add_(weight @ torch.as_tensor((new_mean - mean) / std, dtype=weight.dtype))
+        layer.weight.mul_(torch.as_tensor(scale, dtype=weight.dtype))
+        layer.bias.add_(weight @ torch.as_tensor(shift, dtype=weight.dtype))
 
 
 original_critic_update = trpo.critic_update
