@@ -48,7 +48,7 @@ class Args:
     gamma: float = 0.99  # the discount factor γ
     gae_lambda: float = 0.95  # the λ of generalized advantage estimation
     target_kl: float = 0.01  # δ: the largest mean KL(π_old ‖ π_new) of an update, summed over action dimensions
-    evidence_decay: float = 0.0  # the memory of n̄, the mean evidence that earns a step of KL δ (0: TRPO's, always δ)
+    evidence_decay: float = 0.99  # the memory of n̄, the mean evidence that earns a step of KL δ (0: TRPO's, always δ)
     cg_iters: int = 15  # the conjugate gradient iterations for x ≈ F⁻¹g
     cg_damping: float = 0.1  # the damping added to the Fisher matrix: F + damping·I
     backtrack_coef: float = 0.8  # the line search tries the step fractions backtrack_coef^i, i = 0, 1, ...
@@ -61,6 +61,7 @@ class Args:
     critic_l2_coef: float = 1e-3  # the coefficient of the L2 penalty on the critics' weights
     max_grad_norm: float = 40.0  # the critics' gradients are clipped to this norm
     normalize_obs: bool = True  # if toggled, observations are standardized by running statistics and clipped to ±5
+    absorb_statistics: bool = True  # the statistics move after each update, absorbed by the networks; else every step
     normalize_reward: bool = True  # if toggled, rewards are divided by the running std of the discounted return
     log_std_init: float = -0.5  # the initial log σ of the Gaussian policy (σ is state independent)
     std_schedule: Optional[Tuple[float, float]] = None  # START END: σ from START to END over the run, not learned
@@ -181,6 +182,20 @@ class RunningMeanStd:
     def load_state_dict(self, state: dict) -> "RunningMeanStd":
         self.mean, self.var, self.count = state["mean"].numpy(), state["var"].numpy(), float(state["count"])
         return self
+
+def absorb_statistics_move(layer: nn.Linear, old: RunningMeanStd, new: RunningMeanStd, settled: float = 0.01):
+    """Keeps a first layer's function of the raw observation s when the statistics move from (μ, σ) to (μ′, σ′):
+    W ← W·diag(σ′/σ), b ← b + W·(μ′ − μ)/σ, so that W(s − μ′)/σ′ + b′ = W(s − μ)/σ + b (but for the clip at ±5). Only
+    the inputs whose statistics have settled, |μ′ − μ|/σ ≤ settled and |log(σ′/σ)| ≤ settled, are absorbed: the large
+    early moves (away from the first observations' tiny σ) reach the networks' inputs, as at every step."""
+    std, new_std = np.sqrt(old.var + 1e-8), np.sqrt(new.var + 1e-8)
+    scale, shift = new_std / std, (new.mean - old.mean) / std
+    small = (np.abs(shift) <= settled) & (np.abs(np.log(scale)) <= settled)
+    scale, shift = np.where(small, scale, 1.0), np.where(small, shift, 0.0)
+    with torch.no_grad():
+        weight = layer.weight.clone()
+        layer.weight.mul_(torch.as_tensor(scale, dtype=weight.dtype, device=weight.device))
+        layer.bias.add_(weight @ torch.as_tensor(shift, dtype=weight.dtype, device=weight.device))
 
 def normalize_obs(obs: np.ndarray, obs_rms: Optional[RunningMeanStd]) -> np.ndarray:
     """clip((s − μ) / sqrt(σ² + 1e-8), −5, 5) as float32 (the clip is OmniSafe's); s itself when obs_rms is None."""
@@ -532,7 +547,7 @@ def train(args: Args) -> dict:
     elif workers > 1:
         for tensor in agent.state_dict().values():
             dist.broadcast(tensor, src=0)  # rank 0's initial weights for every worker
-    # under torchrun: the statistics all workers agreed on last, and this worker's observations since (alone: unused)
+    # the statistics that all workers agreed on last, and this worker's observations since
     synced_obs_rms, own_obs_rms = copy.deepcopy(obs_rms), RunningMeanStd(obs_dim, count=0.0)
 
     # Rollout storage, preallocated in NumPy: per-step writes into torch tensors cost more than the writes
@@ -548,9 +563,10 @@ def train(args: Args) -> dict:
     # seed + r·num_envs + i (+ the step count on resume): no two envs of a run start the same episodes.
     raw_obs, _ = envs.reset(seed=args.seed + rank * args.num_envs + global_step)
     next_raw_obs, next_done = raw_obs.reshape(args.num_envs, obs_dim), np.zeros(args.num_envs, np.float32)
-    if obs_rms is not None and checkpoint is None:
-        obs_rms.update(next_raw_obs)
+    if obs_rms is not None and checkpoint is None:  # the statistics start from the first observations, all workers'
         own_obs_rms.update(next_raw_obs)
+        synced_obs_rms = synchronize_statistics(synced_obs_rms, own_obs_rms, device)
+        obs_rms, own_obs_rms = copy.deepcopy(synced_obs_rms), RunningMeanStd(obs_dim, count=0.0)
     recent_returns, recent_costs = deque(maxlen=20), deque(maxlen=20)
     start_time, start_step, last_print = time.time(), global_step, 0.0
     for iteration in range(checkpoint["iteration"] + 1 if checkpoint else 1, num_iterations + 1):
@@ -585,12 +601,13 @@ def train(args: Args) -> dict:
             signals[:, step] = step_signals
             next_raw_obs, next_done = raw_obs.reshape(args.num_envs, obs_dim), done.astype(np.float32)
             if obs_rms is not None:
-                obs_rms.update(next_raw_obs)
                 own_obs_rms.update(next_raw_obs)
+                if not args.absorb_statistics:  # OmniSafe's: the statistics move at every step
+                    obs_rms.update(next_raw_obs)
             for info in infos["final_info"][infos["_final_info"]] if "final_info" in infos else []:
                 episode = info["episode"]
                 episodes.append((global_step, episode["r"].item(), episode["l"].item(), info.get("episode_cost")))
-        if workers > 1 and obs_rms is not None:
+        if workers > 1 and obs_rms is not None and not args.absorb_statistics:
             synced_obs_rms = synchronize_statistics(synced_obs_rms, own_obs_rms, device)
             obs_rms, own_obs_rms = copy.deepcopy(synced_obs_rms), RunningMeanStd(obs_dim, count=0.0)
 
@@ -634,6 +651,11 @@ def train(args: Args) -> dict:
             for optimizer in optimizers:
                 optimizer.param_groups[0]["lr"] = linear_schedule(args.critic_lr, 0.0, (iteration - 1) / num_iterations)
         critic_losses = critic_update(critics, optimizers, returns, b_obs, args)
+        if obs_rms is not None and args.absorb_statistics:  # the statistics move now; the networks absorb the move
+            synced_obs_rms = synchronize_statistics(synced_obs_rms, own_obs_rms, device)
+            for network in [agent.actor_mean, *critics]:
+                absorb_statistics_move(network[0], obs_rms, synced_obs_rms)
+            obs_rms, own_obs_rms = copy.deepcopy(synced_obs_rms), RunningMeanStd(obs_dim, count=0.0)
 
         # Logs (rank 0): the episodes, CleanRL's charts, the critics' fit, λ, the TRPO step, the policy
         sps = int((global_step - start_step) / (time.time() - start_time))
@@ -819,8 +841,9 @@ def gather_over_workers(values: list) -> list:
 def synchronize_statistics(synced: RunningMeanStd, own: RunningMeanStd, device) -> RunningMeanStd:
     """What one process would hold: the statistics last synchronized merged with each worker's observations since."""
     local = torch.as_tensor(np.concatenate([[own.count], own.mean, own.var]))
-    gathered = [torch.zeros_like(local) for _ in range(world_size())]
-    dist.all_gather(gathered, local.to(device))  # (gathered stays on the CPU: all_gather copies into it)
+    gathered = [local] if world_size() == 1 else [torch.zeros_like(local) for _ in range(world_size())]
+    if world_size() > 1:
+        dist.all_gather(gathered, local.to(device))  # (gathered stays on the CPU: all_gather copies into it)
     merged = copy.deepcopy(synced)
     for count, mean, var in (torch.tensor_split(worker, [1, 1 + len(own.mean)]) for worker in gathered):
         merged.update_from_moments(mean.numpy(), var.numpy(), count.item())

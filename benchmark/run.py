@@ -27,7 +27,8 @@ class Args:
     results_dir: str
     """the folder that receives runs/ (TensorBoard logs, args.yaml, models) and logs/ (console output)"""
     script: str = "trpo_continuous"
-    """the script to run: trpo_continuous or trpo_discrete"""
+    """the script to run, relative to the repository, without .py: trpo_continuous, trpo_discrete or a probe
+    (benchmark/probe_absorbed_statistics)"""
     env_ids: Tuple[str, ...] = ("HalfCheetah-v4",)
     """the environment ids"""
     seeds: Tuple[int, ...] = (0, 1, 2)
@@ -65,8 +66,9 @@ def run_one(log_name: str, command: list, results_dir: str) -> int:
 
 
 def main(args: Args):
-    if args.script not in ("trpo_continuous", "trpo_discrete"):
-        raise SystemExit(f"error: --script must be trpo_continuous or trpo_discrete, not {args.script}")
+    if not os.path.isfile(os.path.join(REPO, f"{args.script}.py")):
+        raise SystemExit(f"error: --script {args.script}: no {args.script}.py in the repository (trpo_continuous or "
+                         "trpo_discrete, or a probe such as benchmark/probe_absorbed_statistics)")
     if args.workers <= 0:
         raise SystemExit("error: --workers must be positive")
     todo = commands(args)

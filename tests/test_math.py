@@ -3,6 +3,7 @@
 Most tests run on trpo_continuous.py (Gaussian policy) and trpo_discrete.py (categorical policy), whose update
 functions share names and equations; only the policy's output, its KL and the safe-RL parts differ."""
 import collections
+import copy
 import math
 
 import numpy as np
@@ -418,6 +419,26 @@ def test_running_statistics_merge_batches_exactly_and_normalization_clips_at_5(t
     np.testing.assert_allclose(trpo.normalize_obs(far, stats), [[5.0, -5.0, 3.0, 0.0]], atol=0.05)
     assert trpo.normalize_obs(far, stats)[0, :2].tolist() == [5.0, -5.0]  # clipped exactly
     assert np.array_equal(trpo.normalize_obs(far, None), far.astype(np.float32))  # without normalization
+
+
+def test_absorbing_a_settled_move_of_the_statistics_keeps_the_first_layers_function_of_the_raw_observation():
+    rng = np.random.default_rng(0)
+    old = trpo_continuous.RunningMeanStd((3,))
+    old.mean, old.var = np.array([1.0, -2.0, 0.5]), np.array([4.0, 0.25, 9.0])
+    new = copy.deepcopy(old)
+    new.mean = old.mean + np.array([0.005, -0.004, 0.5]) * np.sqrt(old.var)  # the third input moves by half a std
+    new.var = old.var * np.array([1.008, 0.995, 1.0]) ** 2  # σ′/σ = 1.008, 0.995, 1
+    layer = torch.nn.Linear(3, 4).double()
+    before = copy.deepcopy(layer)
+    trpo_continuous.absorb_statistics_move(layer, old, new)
+    s = rng.normal(old.mean, np.sqrt(old.var), size=(50, 3))  # raw observations, within the clip
+    normalized = lambda stats: torch.as_tensor((s - stats.mean) / np.sqrt(stats.var + 1e-8))
+    with torch.no_grad():  # W·diag(σ′/σ) and b + W(μ′ − μ)/σ on the settled inputs: the same outputs as before the move
+        moved_back = normalized(new).clone()
+        moved_back[:, 2] = normalized(old)[:, 2]  # the unsettled input reaches the layer as at every step
+        assert torch.allclose(layer(moved_back), before(normalized(old)), atol=1e-6)
+        assert torch.equal(layer.weight[:, 2], before.weight[:, 2])  # its column is left alone
+        assert not torch.allclose(layer(normalized(new)), before(normalized(old)), atol=1e-3)
 
 
 def test_reward_scaler_divides_by_the_std_of_the_discounted_return_and_resets_it(trpo):

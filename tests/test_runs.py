@@ -78,7 +78,7 @@ def test_omnisafe_preset_loads_omnisafe_settings():
     args = trpo_continuous.parse_args(["--config", str(preset), "--env-id", "Pendulum-v1"])
     assert (args.num_envs, args.num_steps, args.critic_minibatch_size, args.update_epochs) == (1, 20000, 128, 10)
     assert (args.target_kl, args.cg_iters, args.backtrack_iters, args.weight_init) == (0.06, 15, 15, "pytorch")
-    assert args.evidence_decay == 0.0  # TRPO's step, always the whole δ
+    assert args.evidence_decay == 0.0 and not args.absorb_statistics  # TRPO's step; statistics moving every step
     assert not args.normalize_reward and not args.anneal_lr and args.log_std_init == 0.0
     assert args.hidden_sizes == (64, 64) and args.env_id == "Pendulum-v1"
 
@@ -111,6 +111,20 @@ def test_evaluate_uses_the_saved_observation_statistics(script, in_tmp):
 
     assert evaluation["mean_return"] == pytest.approx(replay(lambda o: script.module.normalize_obs(o, obs_rms)), rel=1e-5)
     assert evaluation["mean_return"] != pytest.approx(replay(lambda o: o.astype(np.float32)), rel=1e-3)  # raw obs
+
+
+@pytest.mark.parametrize("absorb", [True, False], ids=["absorbed", "every_step"])
+def test_observation_statistics_move_once_per_update_or_at_every_step(in_tmp, monkeypatch, absorb):
+    counts, original = [], trpo_continuous.normalize_obs
+    monkeypatch.setattr(trpo_continuous, "normalize_obs",
+                        lambda obs, stats: counts.append(stats.count) or original(obs, stats))
+    result = trpo_continuous.train(tiny(CONTINUOUS, absorb_statistics=absorb, save_model=False, num_envs=2,
+                                        num_steps=100, total_timesteps=400))
+    assert result["obs_rms"].count == pytest.approx(1e-4 + 2 + 400)  # the 2 first observations, then every step's
+    if absorb:  # fixed during each rollout: the first observations', then those and the first rollout's
+        assert sorted(set(counts)) == pytest.approx([1e-4 + 2, 1e-4 + 2 + 200])
+    else:
+        assert len(set(counts)) > 190
 
 
 def test_truncated_episodes_bootstrap_from_their_final_observation(script, in_tmp, monkeypatch):
