@@ -103,5 +103,12 @@ case ${1:-} in
     cont no_anneal "--no-anneal-lr" "0 1 2" HalfCheetah-v4
     cont tianshou "$TIANSHOU" "1 2" Ant-v4
     cont no_anneal "--no-anneal-lr" "0 1 2" Ant-v4 SafetyHalfCheetahVelocity-v1 ;;
-  *) echo "usage: $0 screen-point|screen-rest|screen-point-2048|screen-point-4096|stage3|stage4|stage5-point|stage5-rest|stage6|stage7-point|stage7-rest" >&2; exit 2 ;;
+  # Stage 8, commit 7827748's scripts (the defaults since: the evidence step and absorbed observation statistics; the
+  # stages above ran TRPO's step and statistics moving every step, --evidence-decay 0 --no-absorb-statistics today),
+  # two at a time; the safe cheetah's runs: bash benchmark/safe_rl.sh halfcheetah-setting lag_gradient_absorbed "0 1 2".
+  stage8)
+    RUN="$PYTHON benchmark/run.py --results-dir $RESULTS --workers 2"
+    cont evidence_absorbed "" "0 1 2" SafetyPointGoal1-v0 HalfCheetah-v4 Hopper-v4 Ant-v4 Pendulum-v1:200000 \
+      InvertedDoublePendulum-v4 ;;
+  *) echo "usage: $0 screen-point|screen-rest|screen-point-2048|screen-point-4096|stage3|stage4|stage5-point|stage5-rest|stage6|stage7-point|stage7-rest|stage8" >&2; exit 2 ;;
 esac
