@@ -61,7 +61,7 @@ class Args:
     critic_l2_coef: float = 1e-3  # the coefficient of the L2 penalty on the critics' weights
     max_grad_norm: float = 40.0  # the critics' gradients are clipped to this norm
     normalize_obs: bool = True  # if toggled, observations are standardized by running statistics and clipped to ±5
-    absorb_statistics: bool = True  # the statistics move after each update, absorbed by the networks; else every step
+    absorb_statistics: bool = True  # obs statistics move once per update, absorbed by the first layers (off: every step)
     normalize_reward: bool = True  # if toggled, rewards are divided by the running std of the discounted return
     log_std_init: float = -0.5  # the initial log σ of the Gaussian policy (σ is state independent)
     std_schedule: Optional[Tuple[float, float]] = None  # START END: σ from START to END over the run, not learned
