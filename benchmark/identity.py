@@ -14,6 +14,7 @@ cases, e.g. a newer script's flags that restore the older defaults:
     python benchmark/identity.py --scripts . --out /tmp/identity-after --compare /tmp/identity-before \
         --set evidence_decay=0 absorb_statistics=false"""
 import argparse
+import dataclasses
 import importlib
 import os
 import sys
@@ -37,6 +38,11 @@ parser.add_argument("--cases", nargs="*", default=list(CASES))
 parser.add_argument("--set", nargs="*", default=[], help="KEY=VALUE: further Args of the trpo_continuous cases")
 args = parser.parse_args()
 sys.path.insert(0, os.path.abspath(args.scripts))
+overrides = {key: yaml.safe_load(value) for key, value in (item.partition("=")[::2] for item in args.set)}
+unknown = set(overrides) - {field.name for field in dataclasses.fields(importlib.import_module("trpo_continuous").Args)}
+if unknown or not all("=" in item for item in args.set):
+    raise SystemExit(f"error: --set takes KEY=VALUE with KEY an Args field of {args.scripts}/trpo_continuous.py; "
+                     f"not {sorted(unknown) or args.set}")
 os.makedirs(args.out, exist_ok=True)
 out, compare = os.path.abspath(args.out), args.compare and os.path.abspath(args.compare)
 os.chdir(tempfile.mkdtemp())
@@ -44,7 +50,7 @@ for case in args.cases:
     script, settings = CASES[case]
     module = importlib.import_module(script)
     if script == "trpo_continuous":
-        settings = settings | {key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in args.set)}
+        settings = settings | overrides
     result = module.train(module.Args(seed=0, total_timesteps=40960, **settings))
     saved = {"agent": {key: value.clone() for key, value in result["agent"].state_dict().items()},
              "lagrange_multiplier": result.get("lagrange_multiplier"), "episodic_return": result["episodic_return"]}
