@@ -61,7 +61,7 @@ class Args:
     critic_l2_coef: float = 1e-3  # the coefficient of the L2 penalty on the critics' weights
     max_grad_norm: float = 40.0  # the critics' gradients are clipped to this norm
     normalize_obs: bool = True  # if toggled, observations are standardized by running statistics and clipped to ±5
-    absorb_statistics: bool = True  # obs statistics move once per update, absorbed by the first layers (off: every step)
+    absorb_statistics: bool = True  # obs statistics move once per update, in the step's share (off: every step, whole)
     normalize_reward: bool = True  # if toggled, rewards are divided by the running std of the discounted return
     log_std_init: float = -0.5  # the initial log σ of the Gaussian policy (σ is state independent)
     std_schedule: Optional[Tuple[float, float]] = None  # START END: σ from START to END over the run, not learned
@@ -183,15 +183,18 @@ class RunningMeanStd:
         self.mean, self.var, self.count = state["mean"].numpy(), state["var"].numpy(), float(state["count"])
         return self
 
-def absorb_statistics_move(layer: nn.Linear, old: RunningMeanStd, new: RunningMeanStd, settled: float = 0.01):
-    """Keeps a first layer's function of the raw observation s when the statistics move from (μ, σ) to (μ′, σ′):
-    W ← W·diag(σ′/σ), b ← b + W·(μ′ − μ)/σ, so that W(s − μ′)/σ′ + b′ = W(s − μ)/σ + b (but for the clip at ±5). Only
-    the inputs whose statistics have settled, |μ′ − μ|/σ ≤ settled and |log(σ′/σ)| ≤ settled, are absorbed: the large
-    early moves (away from the first observations' tiny σ) reach the networks' inputs, as at every step."""
+def absorb_statistics_move(layer: nn.Linear, old: RunningMeanStd, new: RunningMeanStd, share: float = 0.0,
+                           settled: float = 0.01):
+    """Lets a share f of a move of the statistics from (μ, σ) to (μ′, σ′) reach a first layer and absorbs the rest:
+    after the move the layer computes, of the raw observation s, what it computed at μ_f = μ + f(μ′ − μ) and
+    σ_f = σ(σ′/σ)^f, by W ← W·diag(σ′/σ_f), b ← b + W·(μ′ − μ_f)/σ_f (but for the clip at ±5). f = 0 keeps the
+    function, f = 1 lets the move through whole. Only the inputs whose statistics have settled, |μ′ − μ|/σ ≤ settled
+    and |log(σ′/σ)| ≤ settled, are absorbed: the large early moves (away from the first observations' tiny σ) reach
+    the networks' inputs, as at every step."""
     std, new_std = np.sqrt(old.var + 1e-8), np.sqrt(new.var + 1e-8)
-    scale, shift = new_std / std, (new.mean - old.mean) / std
-    small = (np.abs(shift) <= settled) & (np.abs(np.log(scale)) <= settled)
-    scale, shift = np.where(small, scale, 1.0), np.where(small, shift, 0.0)
+    small = (np.abs(new.mean - old.mean) / std <= settled) & (np.abs(np.log(new_std / std)) <= settled)
+    std_f, mean_f = std * (new_std / std) ** share, old.mean + share * (new.mean - old.mean)
+    scale, shift = np.where(small, new_std / std_f, 1.0), np.where(small, (new.mean - mean_f) / std_f, 0.0)
     with torch.no_grad():
         weight = layer.weight.clone()
         layer.weight.mul_(torch.as_tensor(scale, dtype=weight.dtype, device=weight.device))
@@ -651,10 +654,11 @@ def train(args: Args) -> dict:
             for optimizer in optimizers:
                 optimizer.param_groups[0]["lr"] = linear_schedule(args.critic_lr, 0.0, (iteration - 1) / num_iterations)
         critic_losses = critic_update(critics, optimizers, returns, b_obs, args)
-        if obs_rms is not None and args.absorb_statistics:  # the statistics move now; the networks absorb the move
+        if obs_rms is not None and args.absorb_statistics:  # the statistics move now, in the policy step's share
             synced_obs_rms = synchronize_statistics(synced_obs_rms, own_obs_rms, device)
+            share = trpo_stats["step_fraction"] if trpo_stats["acceptance_step"] else 0.0
             for network in [agent.actor_mean, *critics]:
-                absorb_statistics_move(network[0], obs_rms, synced_obs_rms)
+                absorb_statistics_move(network[0], obs_rms, synced_obs_rms, share)
             obs_rms, own_obs_rms = copy.deepcopy(synced_obs_rms), RunningMeanStd(obs_dim, count=0.0)
 
         # Logs (rank 0): the episodes, CleanRL's charts, the critics' fit, λ, the TRPO step, the policy
