@@ -441,6 +441,29 @@ def test_absorbing_a_settled_move_of_the_statistics_keeps_the_first_layers_funct
         assert not torch.allclose(layer(normalized(new)), before(normalized(old)), atol=1e-3)
 
 
+def test_a_share_of_a_settled_move_reaches_the_first_layer_as_if_the_statistics_had_moved_that_far():
+    old = trpo_continuous.RunningMeanStd((2,))
+    old.mean, old.var = np.array([1.0, -2.0]), np.array([4.0, 0.25])
+    new = copy.deepcopy(old)
+    new.mean, new.var = old.mean + np.array([0.006, -0.004]) * np.sqrt(old.var), old.var * np.array([1.008, 0.995]) ** 2
+    s = np.random.default_rng(1).normal(old.mean, np.sqrt(old.var), size=(50, 2))
+    at = lambda mean, std: torch.as_tensor((s - mean) / std)  # the input at statistics (μ, σ), without the 1e-8
+    std, new_std = np.sqrt(old.var + 1e-8), np.sqrt(new.var + 1e-8)
+    for share in [0.0, 0.3, 1.0]:
+        layer = torch.nn.Linear(2, 3).double()
+        before = copy.deepcopy(layer)
+        trpo_continuous.absorb_statistics_move(layer, old, new, share)
+        # W·diag(σ′/σ_f), b + W(μ′ − μ_f)/σ_f: at (μ′, σ′), the old layer's outputs at μ_f = μ + f(μ′ − μ),
+        # σ_f = σ(σ′/σ)^f; the old function (at μ, σ) only for f = 0
+        mean_f, std_f = old.mean + share * (new.mean - old.mean), std * (new_std / std) ** share
+        with torch.no_grad():
+            assert torch.allclose(layer(at(new.mean, new_std)), before(at(mean_f, std_f)), atol=1e-9)
+            assert torch.allclose(layer(at(new.mean, new_std)), before(at(old.mean, std)), atol=1e-9) == (share == 0)
+    # f = 1 (the last share) leaves the layer as it was: the move reaches its input whole
+    assert torch.allclose(layer.weight, before.weight, atol=1e-12)
+    assert torch.allclose(layer.bias, before.bias, atol=1e-12)
+
+
 def test_reward_scaler_divides_by_the_std_of_the_discounted_return_and_resets_it(trpo):
     scaler = trpo.RewardScaler(num_envs=2, gamma=0.5)
     rewards, returns = np.array([10.0, -10.0]), []

@@ -110,7 +110,8 @@ def test_evaluate_uses_the_saved_observation_statistics(script, in_tmp):
         return np.mean(returns)
 
     assert evaluation["mean_return"] == pytest.approx(replay(lambda o: script.module.normalize_obs(o, obs_rms)), rel=1e-5)
-    assert evaluation["mean_return"] != pytest.approx(replay(lambda o: o.astype(np.float32)), rel=1e-3)  # raw obs
+    # and not the raw observations' (an untrained policy's returns differ by little: the same tolerance)
+    assert evaluation["mean_return"] != pytest.approx(replay(lambda o: o.astype(np.float32)), rel=1e-5)
 
 
 @pytest.mark.parametrize("absorb", [True, False], ids=["absorbed", "every_step"])
