@@ -110,5 +110,15 @@ case ${1:-} in
     RUN="$PYTHON benchmark/run.py --results-dir $RESULTS --workers 2"
     cont evidence_absorbed "" "0 1 2" SafetyPointGoal1-v0 HalfCheetah-v4 Hopper-v4 Ant-v4 Pendulum-v1:200000 \
       InvertedDoublePendulum-v4 ;;
-  *) echo "usage: $0 screen-point|screen-rest|screen-point-2048|screen-point-4096|stage3|stage4|stage5-point|stage5-rest|stage6|stage7-point|stage7-rest|stage8" >&2; exit 2 ;;
+  # Stage 9, commit 882e11d's scripts (the defaults since: a settled move of the statistics reaches the networks in
+  # the share of the step the update took), two at a time; the safe cheetah's: bash benchmark/safe_rl.sh
+  # halfcheetah-setting lag_partial_absorbed "0 1 2". Then Ant-v4 seeds 3 to 5, at these defaults and before 7827748.
+  stage9)
+    RUN="$PYTHON benchmark/run.py --results-dir $RESULTS --workers 2"
+    cont partial_absorbed "" "0 1 2" SafetyPointGoal1-v0 Ant-v4 HalfCheetah-v4 Hopper-v4 Pendulum-v1:200000 ;;
+  stage9-ant)
+    RUN="$PYTHON benchmark/run.py --results-dir $RESULTS --workers 2"
+    cont partial_absorbed "" "3 4 5" Ant-v4
+    cont no_anneal "--evidence-decay 0 --no-absorb-statistics" "3 4 5" Ant-v4 ;;
+  *) echo "usage: $0 screen-point|screen-rest|screen-point-2048|screen-point-4096|stage3|stage4|stage5-point|stage5-rest|stage6|stage7-point|stage7-rest|stage8|stage9|stage9-ant" >&2; exit 2 ;;
 esac
