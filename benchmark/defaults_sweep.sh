@@ -120,5 +120,19 @@ case ${1:-} in
     RUN="$PYTHON benchmark/run.py --results-dir $RESULTS --workers 2"
     cont partial_absorbed "" "3 4 5" Ant-v4
     cont no_anneal "--evidence-decay 0 --no-absorb-statistics" "3 4 5" Ant-v4 ;;
-  *) echo "usage: $0 screen-point|screen-rest|screen-point-2048|screen-point-4096|stage3|stage4|stage5-point|stage5-rest|stage6|stage7-point|stage7-rest|stage8|stage9|stage9-ant" >&2; exit 2 ;;
+  # Stage 10, commit c87fced's scripts (882e11d's update), two at a time: the two levers on the step for Ant-v4, each
+  # against InvertedDoublePendulum's top (δ 1.5×; a full step for any batch with half the mean evidence, the probe's
+  # runs in results/collapse), and InvertedDoublePendulum's seeds 3 to 5 at the defaults.
+  stage10)
+    RUN="$PYTHON benchmark/run.py --results-dir $RESULTS --workers 2"
+    cont kl015 "--target-kl 0.015" "0 1 2 3 4 5" InvertedDoublePendulum-v4
+    cont kl015 "--target-kl 0.015" "0 1 2 3" Ant-v4
+    cont partial_absorbed "" "3 4 5" InvertedDoublePendulum-v4
+    SHARE=0.5 $PYTHON benchmark/run.py --results-dir benchmark/results/collapse --workers 2 \
+      --script benchmark/probe_evidence_share --env-ids InvertedDoublePendulum-v4 --seeds 0 1 2 \
+      --script-args="--exp-name share_half --total-timesteps 1000000"
+    SHARE=0.5 $PYTHON benchmark/run.py --results-dir benchmark/results/collapse --workers 2 \
+      --script benchmark/probe_evidence_share --env-ids Ant-v4 --seeds 0 1 2 3 4 5 \
+      --script-args="--exp-name share_half --total-timesteps 1000000" ;;
+  *) echo "usage: $0 screen-point|screen-rest|screen-point-2048|screen-point-4096|stage3|stage4|stage5-point|stage5-rest|stage6|stage7-point|stage7-rest|stage8|stage9|stage9-ant|stage10" >&2; exit 2 ;;
 esac
