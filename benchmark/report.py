@@ -145,7 +145,8 @@ def load_run(run_args: dict, series: dict, name: str, args: Args) -> dict:
     last_step = int(sps_steps[-1])
     first_wall = min(walls[0] for _, _, walls in series.values())
     return {"env": run_args["env_id"], "exp": run_args["exp_name"], "seed": run_args["seed"], "steps": last_step,
-            "budget": run_args["total_timesteps"], "window": args.window, "cost_limit": run_args.get("cost_limit"),
+            "budget": run_args["total_timesteps"], "batch": run_args["num_envs"] * run_args["num_steps"],
+            "window": args.window, "cost_limit": run_args.get("cost_limit"),
             "episodes": (steps, returns, cost_steps, costs), "multiplier": (multiplier_steps, multipliers),
             "over_limit": over_limit(cost_steps, costs, run_args.get("cost_limit"), args.over_limit_after),
             "cost_after": cost_after(cost_steps, costs, run_args.get("cost_limit"), args.over_limit_after),
@@ -186,7 +187,8 @@ def load_omnisafe_run(progress_csv: str, args: Args) -> dict:
     wall = float(rows[-1]["Time/Total"])
     lagrange = config.get("lagrange_cfgs") or {}
     return {"env": config["env_id"], "exp": f"omnisafe-{config['algo']}", "seed": config["seed"],
-            "steps": int(steps[-1]), "budget": config["train_cfgs"]["total_steps"], "window": 1,
+            "steps": int(steps[-1]), "budget": config["train_cfgs"]["total_steps"],
+            "batch": config["algo_cfgs"]["steps_per_epoch"], "window": 1,
             "cost_limit": lagrange.get("cost_limit"), "episodes": (steps, returns, steps, costs),
             "multiplier": (steps[: len(multipliers)], multipliers),
             "over_limit": over_limit(steps, costs, lagrange.get("cost_limit"), args.over_limit_after),
@@ -227,7 +229,8 @@ def env_tables(runs: list, args: Args) -> list:
         cells += [f"{r['eval']:.1f}" if not np.isnan(r["eval"]) else "-"]
         cells += [r["reached"] if r["reached"] is not None else "not reached"] * (threshold is not None)
         cells += [f"{r['sps']:.0f}", f"{r['wall_min']:.1f}"]
-        cells += [f"{ret:.1f}" + f" ({cost:.1f})" * with_cost if s <= r["budget"] else "-" for s, (ret, cost) in zip(at, curve)]
+        reached_at = [s <= r["budget"] and s < r["steps"] + r["batch"] for s in at]  # "-" past a stopped run's end
+        cells += [f"{ret:.1f}" + f" ({cost:.1f})" * with_cost if shown else "-" for shown, (ret, cost) in zip(reached_at, curve)]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     lines += ["", "| exp_name | seeds | steps | return | " + "cost | " * with_cost + f"{over[0]} | {over[1]} | " * with_limit
               + "eval return | SPS | wall (min) |", "|---|---|---|---|" + "---|" * (with_cost + 2 * with_limit) + "---|---|---|"]
