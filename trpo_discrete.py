@@ -39,7 +39,7 @@ class Args:
     checkpoint_every: int = 10  # write runs/<run_name>/checkpoint.pt every this many iterations (0: never), and last
     resume: Optional[str] = None  # a checkpoint.pt to continue, with its run's arguments (other flags are ignored)
 
-    # Algorithm: the defaults are SB3-contrib's CartPole settings (benchmark/README.md)
+    # Algorithm: SB3-contrib's CartPole settings, with the evidence step and absorbed statistics (benchmark/README.md)
     env_id: Optional[str] = None  # a Gymnasium id with a Discrete action space (unset: CartPole-v1)
     total_timesteps: int = 100_000  # environment steps of the whole run, over all envs and workers
     num_envs: int = 2  # the environments stepped together (by each worker, under torchrun)
@@ -48,6 +48,7 @@ class Args:
     gamma: float = 0.99  # the discount factor γ
     gae_lambda: float = 0.98  # the λ of generalized advantage estimation
     target_kl: float = 0.01  # δ: the largest mean KL(π_old ‖ π_new) of an update
+    evidence_decay: float = 0.99  # the memory of n̄, the mean evidence that earns a step of KL δ (0: TRPO's, always δ)
     cg_iters: int = 15  # the conjugate gradient iterations for x ≈ F⁻¹g
     cg_damping: float = 1e-3  # the damping added to the Fisher matrix: F + damping·I
     backtrack_coef: float = 0.8  # the line search tries the step fractions backtrack_coef^i, i = 0, 1, ...
@@ -60,6 +61,7 @@ class Args:
     critic_l2_coef: float = 1e-3  # the coefficient of the L2 penalty on the critic's weights
     max_grad_norm: float = 40.0  # the critic's gradients are clipped to this norm
     normalize_obs: bool = True  # if toggled, observations are standardized by running statistics and clipped to ±5
+    absorb_statistics: bool = True  # obs statistics move once per update, in the step's share (off: every step, whole)
     normalize_reward: bool = False  # if toggled, rewards are divided by the running std of the discounted return
     hidden_sizes: Tuple[int, ...] = (64, 64)  # the hidden layers of the policy and of the critic (separate networks)
     activation: Literal["tanh", "relu"] = "tanh"  # the activation of the hidden layers
@@ -121,6 +123,23 @@ class RunningMeanStd:
     def load_state_dict(self, state: dict) -> "RunningMeanStd":
         self.mean, self.var, self.count = state["mean"].numpy(), state["var"].numpy(), float(state["count"])
         return self
+
+def absorb_statistics_move(layer: nn.Linear, old: RunningMeanStd, new: RunningMeanStd, share: float = 0.0,
+                           settled: float = 0.01):
+    """Lets a share f of a move of the statistics from (μ, σ) to (μ′, σ′) reach a first layer and absorbs the rest:
+    after the move the layer computes, of the raw observation s, what it computed at μ_f = μ + f(μ′ − μ) and
+    σ_f = σ(σ′/σ)^f, by W ← W·diag(σ′/σ_f), b ← b + W·(μ′ − μ_f)/σ_f (but for the clip at ±5). f = 0 keeps the
+    function, f = 1 lets the move through whole. Only the inputs whose statistics have settled, |μ′ − μ|/σ ≤ settled
+    and |log(σ′/σ)| ≤ settled, are absorbed: the large early moves (away from the first observations' tiny σ) reach
+    the networks' inputs, as at every step."""
+    std, new_std = np.sqrt(old.var + 1e-8), np.sqrt(new.var + 1e-8)
+    small = (np.abs(new.mean - old.mean) / std <= settled) & (np.abs(np.log(new_std / std)) <= settled)
+    std_f, mean_f = std * (new_std / std) ** share, old.mean + share * (new.mean - old.mean)
+    scale, shift = np.where(small, new_std / std_f, 1.0), np.where(small, (new.mean - mean_f) / std_f, 0.0)
+    with torch.no_grad():
+        weight = layer.weight.clone()
+        layer.weight.mul_(torch.as_tensor(scale, dtype=weight.dtype, device=weight.device))
+        layer.bias.add_(weight @ torch.as_tensor(shift, dtype=weight.dtype, device=weight.device))
 
 def normalize_obs(obs: np.ndarray, obs_rms: Optional[RunningMeanStd]) -> np.ndarray:
     """clip((s − μ) / √(σ² + 1e-8), −5, 5) as float32 (the clip is OmniSafe's); s itself when obs_rms is None."""
@@ -199,14 +218,18 @@ def compute_gae(rewards, values, dones, next_value, next_done, gamma: float, gae
         advantages[t] = last_advantage = delta + gamma * gae_lambda * next_nonterminal * last_advantage
     return advantages, advantages + values
 
-def standardize(x: torch.Tensor) -> torch.Tensor:
-    """Â ← (Â − mean Â) / (std Â + 1e-8), with the mean and the unbiased std of the whole batch (over all workers)."""
+def batch_mean_std(x: torch.Tensor) -> tuple:
+    """The mean and the unbiased std of the whole batch (over all workers)."""
     if world_size() == 1:
-        return (x - x.mean()) / (x.std() + 1e-8)
+        return x.mean(), x.std()
     count = torch.tensor(float(x.numel() * world_size()), dtype=x.dtype, device=x.device)
     mean = all_reduce_mean(x.mean())
-    variance = all_reduce_mean((x - mean).pow(2).mean()) * count / (count - 1)
-    return (x - mean) / (variance.sqrt() + 1e-8)
+    return mean, (all_reduce_mean((x - mean).pow(2).mean()) * count / (count - 1)).sqrt()
+
+def standardize(x: torch.Tensor) -> torch.Tensor:
+    """Â ← (Â − mean Â) / (std Â + 1e-8)."""
+    mean, std = batch_mean_std(x)
+    return (x - mean) / (std + 1e-8)
 
 def surrogate_objective(dist: Categorical, actions, old_logprobs, advantages) -> torch.Tensor:
     """L(θ) = mean_t[π_θ(a_t|s_t) / π_old(a_t|s_t) · Â_t], the importance-sampled surrogate (spec eq. 4)."""
@@ -257,6 +280,14 @@ def max_step_size(xHx: float, target_kl: float) -> float:
     """β = √(2δ / xᵀHx): the step βx whose quadratic-model KL, ½(βx)ᵀH(βx), equals δ."""
     return math.sqrt(2.0 * target_kl / xHx)
 
+def evidence_step_fraction(evidence: float, mean_evidence: Optional[float], decay: float) -> tuple:
+    """The share of TRPO's step that a batch's evidence n = ĝᵀF⁻¹ĝ earns, min(1, √(n / n̄)), and the moving mean
+    n̄ ← decay·n̄ + (1 − decay)·n (n̄ = n when there is none yet). The step's KL is then δ·min(1, n / n̄): a batch of
+    average evidence spends the whole trust region, a weaker one proportionally less (a natural gradient step at
+    the rate √(2δ / n̄)), so that the expected step follows the expected gradient."""
+    mean_evidence = evidence if mean_evidence is None else decay * mean_evidence + (1 - decay) * evidence
+    return min(1.0, math.sqrt(evidence / mean_evidence)), mean_evidence
+
 def backtracking_line_search(params, old_params, full_step, evaluate: Callable, old_objective: float,
                              args: Args) -> tuple:
     """Tries θ = θ_old + backtrack_coef^i · full_step, i < backtrack_iters, and keeps the first whose surrogate L is
@@ -278,9 +309,12 @@ def backtracking_line_search(params, old_params, full_step, evaluate: Callable, 
     set_flat_params(params, old_params)
     return 0, 0.0, old_objective, 0.0, rejected
 
-def trpo_policy_update(agent: Agent, obs, actions, old_logprobs, advantages, args: Args) -> dict:
-    """One TRPO step: g = ∇L, x ≈ F⁻¹g by conjugate gradient, β = √(2δ / xᵀFx), the line search along βx; a zero or
-    non-finite g, or xᵀFx ≤ 0, skips it with a warning. Means are over all workers: they all take the same step."""
+def trpo_policy_update(agent: Agent, obs, actions, old_logprobs, advantages, args: Args, advantage_scale: float = 1.0,
+                       mean_evidence=None) -> dict:
+    """One TRPO step: g = ∇L, x ≈ F⁻¹g by conjugate gradient, β = √(2δ / xᵀFx), the line search along βx scaled by
+    the evidence's fraction (advantages = Â / advantage_scale: n = advantage_scale²·xᵀFx is in Â's units). A zero or
+    non-finite g, or xᵀFx ≤ 0, skips the update with a warning. Each mean is over all workers, so that they all take
+    the same step. Returns the step's statistics, with the new n̄ as mean_evidence."""
     params = agent.actor_parameters()
     with torch.no_grad():
         old_dist = agent.distribution(obs)  # π_old, fixed while θ moves
@@ -297,7 +331,10 @@ def trpo_policy_update(agent: Agent, obs, actions, old_logprobs, advantages, arg
     if not (math.isfinite(xHx) and xHx > 0):
         warnings.warn(f"TRPO: xᵀFx = {xHx} is not positive; policy update skipped")
         return stats
-    full_step = max_step_size(xHx, args.target_kl) * x
+    evidence = advantage_scale**2 * xHx  # gᵀF⁻¹g ≈ xᵀFx
+    fraction, mean_evidence = evidence_step_fraction(evidence, mean_evidence, args.evidence_decay)
+    stats.update(evidence=evidence, mean_evidence=mean_evidence, step_fraction=fraction)
+    full_step = fraction * max_step_size(xHx, args.target_kl) * x
 
     def evaluate():
         with torch.no_grad():
@@ -366,6 +403,7 @@ def train(args: Args) -> dict:
     optimizer = torch.optim.Adam(agent.critic.parameters(), lr=args.critic_lr, fused=True)
     obs_rms = RunningMeanStd(obs_dim) if args.normalize_obs else None
     reward_scaler = RewardScaler(args.num_envs, args.gamma) if args.normalize_reward else None
+    mean_evidence = None  # n̄ of the evidence-scaled step
     if checkpoint is not None:
         agent.load_state_dict(checkpoint["agent"])
         optimizer.load_state_dict(checkpoint["optimizer"])
@@ -373,10 +411,11 @@ def train(args: Args) -> dict:
             obs_rms.load_state_dict(checkpoint["obs_rms"])
         if reward_scaler is not None:
             reward_scaler.return_rms.load_state_dict(checkpoint["return_rms"])
+        mean_evidence = checkpoint["mean_evidence"]
     elif workers > 1:
         for tensor in agent.state_dict().values():
             dist.broadcast(tensor, src=0)  # rank 0's initial weights for every worker
-    # under torchrun: the statistics all workers agreed on last, and this worker's observations since (alone: unused)
+    # the statistics that all workers agreed on last, and this worker's observations since
     synced_obs_rms, own_obs_rms = copy.deepcopy(obs_rms), RunningMeanStd(obs_dim, count=0.0)
 
     # Rollout storage, preallocated in NumPy: per-step writes into torch tensors cost more than the writes
@@ -392,9 +431,10 @@ def train(args: Args) -> dict:
     # seed + r·num_envs + i (+ the step count on resume): no two envs of a run start the same episodes.
     raw_obs, _ = envs.reset(seed=args.seed + rank * args.num_envs + global_step)
     next_raw_obs, next_done = raw_obs.reshape(args.num_envs, obs_dim), np.zeros(args.num_envs, np.float32)
-    if obs_rms is not None and checkpoint is None:
-        obs_rms.update(next_raw_obs)
+    if obs_rms is not None and checkpoint is None:  # the statistics start from the first observations, all workers'
         own_obs_rms.update(next_raw_obs)
+        synced_obs_rms = synchronize_statistics(synced_obs_rms, own_obs_rms, device)
+        obs_rms, own_obs_rms = copy.deepcopy(synced_obs_rms), RunningMeanStd(obs_dim, count=0.0)
     recent_returns = deque(maxlen=20)
     start_time, start_step, last_print = time.time(), global_step, 0.0
     for iteration in range(checkpoint["iteration"] + 1 if checkpoint else 1, num_iterations + 1):
@@ -421,12 +461,13 @@ def train(args: Args) -> dict:
             rewards[step] = reward
             next_raw_obs, next_done = raw_obs.reshape(args.num_envs, obs_dim), done.astype(np.float32)
             if obs_rms is not None:
-                obs_rms.update(next_raw_obs)
                 own_obs_rms.update(next_raw_obs)
+                if not args.absorb_statistics:  # OmniSafe's: the statistics move at every step
+                    obs_rms.update(next_raw_obs)
             for info in infos["final_info"][infos["_final_info"]] if "final_info" in infos else []:
                 episode = info["episode"]
                 episodes.append((global_step, episode["r"].item(), episode["l"].item(), info.get("episode_cost")))
-        if workers > 1 and obs_rms is not None:
+        if workers > 1 and obs_rms is not None and not args.absorb_statistics:
             synced_obs_rms = synchronize_statistics(synced_obs_rms, own_obs_rms, device)
             obs_rms, own_obs_rms = copy.deepcopy(synced_obs_rms), RunningMeanStd(obs_dim, count=0.0)
 
@@ -435,7 +476,9 @@ def train(args: Args) -> dict:
         values = values_of(agent.critic, obs.reshape(-1, obs_dim), device).reshape(num_steps, args.num_envs)
         next_value = values_of(agent.critic, normalize_obs(next_raw_obs, obs_rms), device)
         advantages, returns = compute_gae(rewards, values, dones, next_value, next_done, args.gamma, args.gae_lambda)
-        b_advantages = standardize(torch.from_numpy(advantages.reshape(-1)).to(device))
+        b_advantages = torch.from_numpy(advantages.reshape(-1)).to(device)
+        advantage_scale = batch_mean_std(b_advantages)[1].item()  # the evidence is in the rewards' units
+        b_advantages = standardize(b_advantages)
         b_returns = torch.from_numpy(returns.reshape(-1)).to(device)
         b_actions = torch.from_numpy(actions.reshape(-1)).to(device)
         b_logits = torch.from_numpy(action_logits.reshape(-1, n_actions)).to(device)
@@ -443,10 +486,19 @@ def train(args: Args) -> dict:
             b_logprobs = agent.categorical(b_logits).log_prob(b_actions)
 
         # Update: one TRPO step on the policy, then the critic
-        trpo_stats = trpo_policy_update(agent, b_obs, b_actions, b_logprobs, b_advantages, args)
+        trpo_stats = trpo_policy_update(agent, b_obs, b_actions, b_logprobs, b_advantages, args, advantage_scale,
+                                        mean_evidence)
+        # n̄ starts after the first update, whose advantages come from an untrained critic (n hundreds of times later's)
+        mean_evidence = trpo_stats.get("mean_evidence", mean_evidence) if iteration > 1 else None
         if args.anneal_lr:
             optimizer.param_groups[0]["lr"] = args.critic_lr * (1 - (iteration - 1) / num_iterations)
         value_loss = critic_update(agent.critic, optimizer, b_returns, b_obs, args)
+        if obs_rms is not None and args.absorb_statistics:  # the statistics move now, in the policy step's share
+            synced_obs_rms = synchronize_statistics(synced_obs_rms, own_obs_rms, device)
+            share = trpo_stats["step_fraction"] if trpo_stats["acceptance_step"] else 0.0
+            for network in [agent.actor, agent.critic]:
+                absorb_statistics_move(network[0], obs_rms, synced_obs_rms, share)
+            obs_rms, own_obs_rms = copy.deepcopy(synced_obs_rms), RunningMeanStd(obs_dim, count=0.0)
 
         # Logs (rank 0): the episodes, CleanRL's charts, the critic's fit, the TRPO step, the policy
         sps = int((global_step - start_step) / (time.time() - start_time))
@@ -477,7 +529,7 @@ def train(args: Args) -> dict:
         if rank == 0 and (last or args.checkpoint_every and iteration % args.checkpoint_every == 0):
             state = {"format": "trpo_discrete", "args": training_arguments(args), "run_name": run_name,
                      "global_step": global_step, "iteration": iteration, "agent": agent.state_dict(),
-                     "optimizer": optimizer.state_dict(),
+                     "optimizer": optimizer.state_dict(), "mean_evidence": mean_evidence,
                      "obs_rms": obs_rms.state_dict() if obs_rms is not None else None,
                      "return_rms": reward_scaler.return_rms.state_dict() if reward_scaler is not None else None}
             save_checkpoint(state, f"{run_dir}/checkpoint.pt")
@@ -611,8 +663,9 @@ def average_gradients(params: list):
 def synchronize_statistics(synced: RunningMeanStd, own: RunningMeanStd, device) -> RunningMeanStd:
     """What one process would hold: the statistics last synchronized merged with each worker's observations since."""
     local = torch.as_tensor(np.concatenate([[own.count], own.mean, own.var]))
-    gathered = [torch.zeros_like(local) for _ in range(world_size())]
-    dist.all_gather(gathered, local.to(device))  # (gathered stays on the CPU: all_gather copies into it)
+    gathered = [local] if world_size() == 1 else [torch.zeros_like(local) for _ in range(world_size())]
+    if world_size() > 1:
+        dist.all_gather(gathered, local.to(device))  # (gathered stays on the CPU: all_gather copies into it)
     merged = copy.deepcopy(synced)
     for count, mean, var in (torch.tensor_split(worker, [1, 1 + len(own.mean)]) for worker in gathered):
         merged.update_from_moments(mean.numpy(), var.numpy(), count.item())
@@ -635,6 +688,7 @@ def validate_args(args: Args, workers: int = 1) -> Args:
              (lambda v: v >= 0, "non-negative", "cg_damping critic_l2_coef max_grad_norm checkpoint_every"),
              (lambda v: 0 <= v <= 1, "in [0, 1]", "gamma gae_lambda"),
              (lambda v: 0 < v < 1, "in (0, 1)", "backtrack_coef"),
+             (lambda v: 0 <= v < 1, "in [0, 1)", "evidence_decay"),
              (lambda v: len(v) > 0 and min(v) > 0, "positive sizes", "hidden_sizes")]
     for rule, wanted, names in rules:
         for name in names.split():

@@ -8,8 +8,8 @@ Three runs at seed 0, each in a temporary folder: (a) plain TRPO on HalfCheetah-
 TRPO-Lagrangian with --lagrange-update pid --cost-line-search --cost-limit 25 on SafetyPointGoal1-v0 (40 iterations:
 every env ends two episodes, so λ moves twice), (c) trpo_discrete.py on CartPole-v1 at the defaults; 40960 steps each
 (about 3 minutes in all). Each run's final parameters and λ go to OUT/<case>.pt; with --compare, each is checked
-against the other folder's: bit for bit, or the largest difference. --set gives further arguments to the trpo_continuous
-cases, e.g. a newer script's flags that restore the older defaults:
+against the other folder's: bit for bit, or the largest difference. --set gives further arguments to every case whose
+script has them, e.g. a newer script's flags that restore the older defaults:
 
     python benchmark/identity.py --scripts . --out /tmp/identity-after --compare /tmp/identity-before \
         --set evidence_decay=0 absorb_statistics=false"""
@@ -35,7 +35,7 @@ parser.add_argument("--scripts", required=True, help="the folder holding the trp
 parser.add_argument("--out", required=True, help="where each case's parameters are saved")
 parser.add_argument("--compare", help="a folder of an earlier --out to compare with")
 parser.add_argument("--cases", nargs="*", default=list(CASES))
-parser.add_argument("--set", nargs="*", default=[], help="KEY=VALUE: further Args of the trpo_continuous cases")
+parser.add_argument("--set", nargs="*", default=[], help="KEY=VALUE: further Args, for the cases whose script has them")
 args = parser.parse_args()
 sys.path.insert(0, os.path.abspath(args.scripts))
 overrides = {key: yaml.safe_load(value) for key, value in (item.partition("=")[::2] for item in args.set)}
@@ -49,8 +49,8 @@ os.chdir(tempfile.mkdtemp())
 for case in args.cases:
     script, settings = CASES[case]
     module = importlib.import_module(script)
-    if script == "trpo_continuous":
-        settings = settings | overrides
+    fields = {field.name for field in dataclasses.fields(module.Args)}
+    settings = settings | {key: value for key, value in overrides.items() if key in fields}
     result = module.train(module.Args(seed=0, total_timesteps=40960, **settings))
     saved = {"agent": {key: value.clone() for key, value in result["agent"].state_dict().items()},
              "lagrange_multiplier": result.get("lagrange_multiplier"), "episodic_return": result["episodic_return"]}

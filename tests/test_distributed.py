@@ -94,8 +94,7 @@ def test_resume_restores_what_the_checkpoint_holds_and_goes_on_in_the_same_run(t
         saved_states.append(torch.load(path, weights_only=True))
 
     monkeypatch.setattr(trpo, "save_checkpoint", keep_a_copy)
-    evidence = dict(evidence_decay=0.99) if trpo is trpo_continuous else {}
-    first = trpo.train(tiny(trpo, checkpoint_every=2, **evidence))  # checkpoints after iterations 2 and 3 (the last)
+    first = trpo.train(tiny(trpo, checkpoint_every=2))  # checkpoints after iterations 2 and 3 (the last)
     path = in_tmp / "runs" / first["run_name"] / "checkpoint.pt"
     middle, last = saved_states
     assert (middle["iteration"], middle["global_step"], last["iteration"]) == (2, 800, 3)
@@ -115,13 +114,13 @@ def test_resume_restores_what_the_checkpoint_holds_and_goes_on_in_the_same_run(t
     assert resumed["return_rms"]["count"] > middle["return_rms"]["count"] > 0  # the reward scale went on too
     assert len(read_scalars(path.parent)["charts/SPS"]) == 3  # iteration 3 logged again, not twice
     assert len(list(in_tmp.glob("runs/*"))) == 1
-    if trpo is trpo_continuous:  # n̄ went on from the checkpoint's
-        assert middle["mean_evidence"] > 0 and resumed["mean_evidence"] == pytest.approx(
-            0.99 * middle["mean_evidence"] + 0.01 * read_scalars(path.parent)["trpo/evidence"][-1])
+    # n̄ went on from the checkpoint's
+    assert middle["mean_evidence"] > 0 and resumed["mean_evidence"] == pytest.approx(
+        0.99 * middle["mean_evidence"] + 0.01 * read_scalars(path.parent)["trpo/evidence"][-1])
 
 
-def test_mean_evidence_leaves_out_the_first_update_whose_critic_is_untrained(in_tmp, monkeypatch):
-    trpo, calls, original = trpo_continuous, [], trpo_continuous.evidence_step_fraction
+def test_mean_evidence_leaves_out_the_first_update_whose_critic_is_untrained(trpo, in_tmp, monkeypatch):
+    calls, original = [], trpo.evidence_step_fraction
 
     def recorded(evidence, mean_evidence, decay):
         calls.append((mean_evidence, original(evidence, mean_evidence, decay)[1]))

@@ -290,8 +290,8 @@ def test_policy_update_with_cost_search_refuses_steps_that_raise_the_cost_surrog
     assert stats["acceptance_step"] > 0 and stats["rejected_cost"] == 0  # with room to spare: plain TRPO's step
 
 
-def test_evidence_step_fraction_is_the_root_of_the_evidence_over_its_moving_mean():
-    fraction_of = trpo_continuous.evidence_step_fraction
+def test_evidence_step_fraction_is_the_root_of_the_evidence_over_its_moving_mean(trpo):
+    fraction_of = trpo.evidence_step_fraction
     assert fraction_of(4.0, None, 0.99) == (1.0, 4.0)  # the first evidence starts n̄: TRPO's step
     fraction, mean = fraction_of(1.0, 4.0, 0.9)
     assert mean == pytest.approx(0.9 * 4.0 + 0.1 * 1.0) and fraction == pytest.approx(math.sqrt(1.0 / 3.7))
@@ -299,8 +299,7 @@ def test_evidence_step_fraction_is_the_root_of_the_evidence_over_its_moving_mean
     assert fraction_of(1.0, 4.0, 0.0) == (1.0, 1.0)  # decay 0: n̄ = n, plain TRPO
 
 
-def test_policy_update_shortens_the_step_by_the_evidence_fraction_in_the_advantages_units():
-    trpo = trpo_continuous
+def test_policy_update_shortens_the_step_by_the_evidence_fraction_in_the_advantages_units(trpo):
     agent, _ = tiny_agent(trpo)
     obs, _, actions, logprobs = sampled_batch(trpo, agent, 64)
     advantages = trpo.standardize(torch.randn(64, dtype=torch.float64, generator=torch.Generator().manual_seed(3)))
@@ -421,16 +420,16 @@ def test_running_statistics_merge_batches_exactly_and_normalization_clips_at_5(t
     assert np.array_equal(trpo.normalize_obs(far, None), far.astype(np.float32))  # without normalization
 
 
-def test_absorbing_a_settled_move_of_the_statistics_keeps_the_first_layers_function_of_the_raw_observation():
+def test_absorbing_a_settled_move_of_the_statistics_keeps_the_first_layers_function_of_the_raw_observation(trpo):
     rng = np.random.default_rng(0)
-    old = trpo_continuous.RunningMeanStd((3,))
+    old = trpo.RunningMeanStd((3,))
     old.mean, old.var = np.array([1.0, -2.0, 0.5]), np.array([4.0, 0.25, 9.0])
     new = copy.deepcopy(old)
     new.mean = old.mean + np.array([0.005, -0.004, 0.5]) * np.sqrt(old.var)  # the third input moves by half a std
     new.var = old.var * np.array([1.008, 0.995, 1.0]) ** 2  # σ′/σ = 1.008, 0.995, 1
     layer = torch.nn.Linear(3, 4).double()
     before = copy.deepcopy(layer)
-    trpo_continuous.absorb_statistics_move(layer, old, new)
+    trpo.absorb_statistics_move(layer, old, new)
     s = rng.normal(old.mean, np.sqrt(old.var), size=(50, 3))  # raw observations, within the clip
     normalized = lambda stats: torch.as_tensor((s - stats.mean) / np.sqrt(stats.var + 1e-8))
     with torch.no_grad():  # W·diag(σ′/σ) and b + W(μ′ − μ)/σ on the settled inputs: the same outputs as before the move
@@ -441,8 +440,8 @@ def test_absorbing_a_settled_move_of_the_statistics_keeps_the_first_layers_funct
         assert not torch.allclose(layer(normalized(new)), before(normalized(old)), atol=1e-3)
 
 
-def test_a_share_of_a_settled_move_reaches_the_first_layer_as_if_the_statistics_had_moved_that_far():
-    old = trpo_continuous.RunningMeanStd((2,))
+def test_a_share_of_a_settled_move_reaches_the_first_layer_as_if_the_statistics_had_moved_that_far(trpo):
+    old = trpo.RunningMeanStd((2,))
     old.mean, old.var = np.array([1.0, -2.0]), np.array([4.0, 0.25])
     new = copy.deepcopy(old)
     new.mean, new.var = old.mean + np.array([0.006, -0.004]) * np.sqrt(old.var), old.var * np.array([1.008, 0.995]) ** 2
@@ -452,7 +451,7 @@ def test_a_share_of_a_settled_move_reaches_the_first_layer_as_if_the_statistics_
     for share in [0.0, 0.3, 1.0]:
         layer = torch.nn.Linear(2, 3).double()
         before = copy.deepcopy(layer)
-        trpo_continuous.absorb_statistics_move(layer, old, new, share)
+        trpo.absorb_statistics_move(layer, old, new, share)
         # W·diag(σ′/σ_f), b + W(μ′ − μ_f)/σ_f: at (μ′, σ′), the old layer's outputs at μ_f = μ + f(μ′ − μ),
         # σ_f = σ(σ′/σ)^f; the old function (at μ, σ) only for f = 0
         mean_f, std_f = old.mean + share * (new.mean - old.mean), std * (new_std / std) ** share

@@ -28,8 +28,9 @@ COMMON_TAGS = ["charts/episodic_return", "charts/episodic_length", "charts/SPS",
                "losses/value_loss", "losses/explained_variance", "trpo/kl", "trpo/acceptance_step",
                "trpo/expected_improvement", "trpo/actual_improvement", "trpo/grad_norm", "trpo/xHx", "trpo/step_norm",
                "trpo/rejected_not_finite", "trpo/rejected_no_improvement", "trpo/rejected_kl", "policy/entropy"]
+COMMON_TAGS += ["trpo/evidence", "trpo/mean_evidence", "trpo/step_fraction"]
 CONTINUOUS = Script(trpo_continuous, "trpo_continuous.py", "Pendulum-v1", "CartPole-v1", "trpo_discrete.py",
-                    COMMON_TAGS + ["policy/std", "trpo/rejected_cost", "trpo/step_fraction", "trpo/mean_evidence"])
+                    COMMON_TAGS + ["policy/std", "trpo/rejected_cost"])
 DISCRETE = Script(trpo_discrete, "trpo_discrete.py", "MountainCar-v0", "Pendulum-v1", "trpo_continuous.py", COMMON_TAGS)
 
 
@@ -115,12 +116,12 @@ def test_evaluate_uses_the_saved_observation_statistics(script, in_tmp):
 
 
 @pytest.mark.parametrize("absorb", [True, False], ids=["absorbed", "every_step"])
-def test_observation_statistics_move_once_per_update_or_at_every_step(in_tmp, monkeypatch, absorb):
-    counts, original = [], trpo_continuous.normalize_obs
-    monkeypatch.setattr(trpo_continuous, "normalize_obs",
+def test_observation_statistics_move_once_per_update_or_at_every_step(script, in_tmp, monkeypatch, absorb):
+    counts, original = [], script.module.normalize_obs
+    monkeypatch.setattr(script.module, "normalize_obs",
                         lambda obs, stats: counts.append(stats.count) or original(obs, stats))
-    result = trpo_continuous.train(tiny(CONTINUOUS, absorb_statistics=absorb, save_model=False, num_envs=2,
-                                        num_steps=100, total_timesteps=400))
+    result = script.module.train(tiny(script, absorb_statistics=absorb, save_model=False, num_envs=2, num_steps=100,
+                                      total_timesteps=400))
     assert result["obs_rms"].count == pytest.approx(1e-4 + 2 + 400)  # the 2 first observations, then every step's
     if absorb:  # fixed during each rollout: the first observations', then those and the first rollout's
         assert sorted(set(counts)) == pytest.approx([1e-4 + 2, 1e-4 + 2 + 200])
@@ -218,8 +219,8 @@ def test_bad_input_is_one_clear_line_and_writes_nothing(script, case, in_tmp, mo
     assert list(in_tmp.iterdir()) == []  # no runs/, no videos/
 
 
-def test_an_evidence_decay_of_1_is_one_clear_line(in_tmp):  # n̄ would never move from the second update's n
-    error = main_error(CONTINUOUS, ["--env-id", "Pendulum-v1", "--evidence-decay", "1"])
+def test_an_evidence_decay_of_1_is_one_clear_line(script, in_tmp):  # n̄ would never move from the second update's n
+    error = main_error(script, ["--env-id", script.tiny_env, "--evidence-decay", "1"])
     assert error == "error: --evidence-decay must be in [0, 1), got 1.0" and not (in_tmp / "runs").exists()
 
 
