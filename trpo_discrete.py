@@ -39,7 +39,7 @@ class Args:
     checkpoint_every: int = 10  # write runs/<run_name>/checkpoint.pt every this many iterations (0: never), and last
     resume: Optional[str] = None  # a checkpoint.pt to continue, with its run's arguments (other flags are ignored)
 
-    # Algorithm: SB3-contrib's CartPole settings, with the evidence step and absorbed statistics (benchmark/README.md)
+    # Algorithm: the defaults are SB3-contrib's CartPole settings (benchmark/README.md)
     env_id: Optional[str] = None  # a Gymnasium id with a Discrete action space (unset: CartPole-v1)
     total_timesteps: int = 100_000  # environment steps of the whole run, over all envs and workers
     num_envs: int = 2  # the environments stepped together (by each worker, under torchrun)
@@ -48,7 +48,7 @@ class Args:
     gamma: float = 0.99  # the discount factor γ
     gae_lambda: float = 0.98  # the λ of generalized advantage estimation
     target_kl: float = 0.01  # δ: the largest mean KL(π_old ‖ π_new) of an update
-    evidence_decay: float = 0.99  # the memory of n̄, the mean evidence that earns a step of KL δ (0: TRPO's, always δ)
+    evidence_decay: float = 0.0  # the memory of n̄, the mean evidence that earns a step of KL δ (0: TRPO's, always δ)
     cg_iters: int = 15  # the conjugate gradient iterations for x ≈ F⁻¹g
     cg_damping: float = 1e-3  # the damping added to the Fisher matrix: F + damping·I
     backtrack_coef: float = 0.8  # the line search tries the step fractions backtrack_coef^i, i = 0, 1, ...
@@ -61,7 +61,7 @@ class Args:
     critic_l2_coef: float = 1e-3  # the coefficient of the L2 penalty on the critic's weights
     max_grad_norm: float = 40.0  # the critic's gradients are clipped to this norm
     normalize_obs: bool = True  # if toggled, observations are standardized by running statistics and clipped to ±5
-    absorb_statistics: bool = True  # obs statistics move once per update, in the step's share (off: every step, whole)
+    absorb_statistics: bool = False  # if toggled, obs statistics move once per update, in the step's share
     normalize_reward: bool = False  # if toggled, rewards are divided by the running std of the discounted return
     hidden_sizes: Tuple[int, ...] = (64, 64)  # the hidden layers of the policy and of the critic (separate networks)
     activation: Literal["tanh", "relu"] = "tanh"  # the activation of the hidden layers

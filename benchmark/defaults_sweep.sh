@@ -134,5 +134,19 @@ case ${1:-} in
     SHARE=0.5 $PYTHON benchmark/run.py --results-dir benchmark/results/collapse --workers 2 \
       --script benchmark/probe_evidence_share --env-ids Ant-v4 --seeds 0 1 2 3 4 5 \
       --script-args="--exp-name share_half --total-timesteps 1000000" ;;
-  *) echo "usage: $0 screen-point|screen-rest|screen-point-2048|screen-point-4096|stage3|stage4|stage5-point|stage5-rest|stage6|stage7-point|stage7-rest|stage8|stage9|stage9-ant|stage10" >&2; exit 2 ;;
+  # trpo_discrete.py: TRPO's step (its defaults) against the evidence step and the absorbed statistics, each alone
+  # and together, into results/discrete. cp1m and acro ran the script of 0aa874a, the rest the script of e938191
+  # (whose defaults were --evidence-decay 0.99 --absorb-statistics), the same update as today's with these flags.
+  discrete)
+    RUN="$PYTHON benchmark/run.py --results-dir benchmark/results/discrete --workers 2"
+    EVIDENCE="--evidence-decay 0.99 --absorb-statistics"
+    disc cp1m "--total-timesteps 1000000" "0 1 2 3 4" CartPole-v1
+    disc ev1m "$EVIDENCE --total-timesteps 1000000" "0 1 2 3 4" CartPole-v1
+    disc absonly1m "--absorb-statistics --total-timesteps 1000000" "0 1 2" CartPole-v1
+    disc ev100k "$EVIDENCE" "0 1 2" CartPole-v1
+    disc acro "--total-timesteps 300000" "0 1 2" Acrobot-v1
+    disc acro_ev "$EVIDENCE --total-timesteps 300000" "0 1 2" Acrobot-v1
+    disc acro_evonly "--evidence-decay 0.99" "0 1 2" Acrobot-v1
+    disc acro_absonly "--absorb-statistics" "0 1 2" Acrobot-v1 ;;
+  *) echo "usage: $0 screen-point|screen-rest|screen-point-2048|screen-point-4096|stage3|stage4|stage5-point|stage5-rest|stage6|stage7-point|stage7-rest|stage8|stage9|stage9-ant|stage10|discrete" >&2; exit 2 ;;
 esac

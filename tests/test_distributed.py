@@ -94,7 +94,7 @@ def test_resume_restores_what_the_checkpoint_holds_and_goes_on_in_the_same_run(t
         saved_states.append(torch.load(path, weights_only=True))
 
     monkeypatch.setattr(trpo, "save_checkpoint", keep_a_copy)
-    first = trpo.train(tiny(trpo, checkpoint_every=2))  # checkpoints after iterations 2 and 3 (the last)
+    first = trpo.train(tiny(trpo, checkpoint_every=2, evidence_decay=0.99))  # checkpoints after iterations 2 and 3 (the last)
     path = in_tmp / "runs" / first["run_name"] / "checkpoint.pt"
     middle, last = saved_states
     assert (middle["iteration"], middle["global_step"], last["iteration"]) == (2, 800, 3)
