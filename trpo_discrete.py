@@ -411,7 +411,7 @@ def train(args: Args) -> dict:
             obs_rms.load_state_dict(checkpoint["obs_rms"])
         if reward_scaler is not None:
             reward_scaler.return_rms.load_state_dict(checkpoint["return_rms"])
-        mean_evidence = checkpoint["mean_evidence"]
+        mean_evidence = checkpoint.get("mean_evidence")  # (none in a checkpoint older than the flag)
     elif workers > 1:
         for tensor in agent.state_dict().values():
             dist.broadcast(tensor, src=0)  # rank 0's initial weights for every worker
