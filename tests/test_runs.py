@@ -27,8 +27,8 @@ class Script:
 COMMON_TAGS = ["charts/episodic_return", "charts/episodic_length", "charts/SPS", "charts/learning_rate",
                "losses/value_loss", "losses/explained_variance", "trpo/kl", "trpo/acceptance_step",
                "trpo/expected_improvement", "trpo/actual_improvement", "trpo/grad_norm", "trpo/xHx", "trpo/step_norm",
-               "trpo/rejected_not_finite", "trpo/rejected_no_improvement", "trpo/rejected_kl", "policy/entropy"]
-COMMON_TAGS += ["trpo/evidence", "trpo/mean_evidence", "trpo/step_fraction"]
+               "trpo/rejected_not_finite", "trpo/rejected_no_improvement", "trpo/rejected_kl", "policy/entropy",
+               "trpo/evidence", "trpo/mean_evidence", "trpo/step_fraction"]
 CONTINUOUS = Script(trpo_continuous, "trpo_continuous.py", "Pendulum-v1", "CartPole-v1", "trpo_discrete.py",
                     COMMON_TAGS + ["policy/std", "trpo/rejected_cost"])
 DISCRETE = Script(trpo_discrete, "trpo_discrete.py", "MountainCar-v0", "Pendulum-v1", "trpo_continuous.py", COMMON_TAGS)
