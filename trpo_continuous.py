@@ -648,7 +648,7 @@ def train(args: Args) -> dict:
         trpo_stats = trpo_policy_update(agent, b_obs, b_actions, b_logprobs, b_advantages, args,
                                         b_cost_advantages if args.cost_line_search else None, cost_slack,
                                         advantage_scale, mean_evidence)
-        # n̄ starts after the first update, whose advantages come from an untrained critic (n hundreds of times later's)
+        # n̄ starts after the first update, whose advantages measure an untrained critic's error more than the policy
         mean_evidence = trpo_stats.get("mean_evidence", mean_evidence) if iteration > 1 else None
         if args.anneal_lr:
             for optimizer in optimizers:

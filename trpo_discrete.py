@@ -61,7 +61,7 @@ class Args:
     critic_l2_coef: float = 1e-3  # the coefficient of the L2 penalty on the critic's weights
     max_grad_norm: float = 40.0  # the critic's gradients are clipped to this norm
     normalize_obs: bool = True  # if toggled, observations are standardized by running statistics and clipped to ±5
-    absorb_statistics: bool = False  # if toggled, obs statistics move once per update, in the step's share
+    absorb_statistics: bool = False  # obs statistics move once per update, in the step's share (off: every step, whole)
     normalize_reward: bool = False  # if toggled, rewards are divided by the running std of the discounted return
     hidden_sizes: Tuple[int, ...] = (64, 64)  # the hidden layers of the policy and of the critic (separate networks)
     activation: Literal["tanh", "relu"] = "tanh"  # the activation of the hidden layers
@@ -488,7 +488,7 @@ def train(args: Args) -> dict:
         # Update: one TRPO step on the policy, then the critic
         trpo_stats = trpo_policy_update(agent, b_obs, b_actions, b_logprobs, b_advantages, args, advantage_scale,
                                         mean_evidence)
-        # n̄ starts after the first update, whose advantages come from an untrained critic (n hundreds of times later's)
+        # n̄ starts after the first update, whose advantages measure an untrained critic's error more than the policy
         mean_evidence = trpo_stats.get("mean_evidence", mean_evidence) if iteration > 1 else None
         if args.anneal_lr:
             optimizer.param_groups[0]["lr"] = args.critic_lr * (1 - (iteration - 1) / num_iterations)
