@@ -145,7 +145,7 @@ def load_run(run_args: dict, series: dict, name: str, args: Args) -> dict:
     last_step = int(sps_steps[-1])
     first_wall = min(walls[0] for _, _, walls in series.values())
     return {"env": run_args["env_id"], "exp": run_args["exp_name"], "seed": run_args["seed"], "steps": last_step,
-            "budget": run_args["total_timesteps"], "batch": run_args["num_envs"] * run_args["num_steps"],
+            "budget": run_args["total_timesteps"], "batch": int(np.diff(sps_steps, prepend=0)[-1]),  # one update's steps
             "window": args.window, "cost_limit": run_args.get("cost_limit"),
             "episodes": (steps, returns, cost_steps, costs), "multiplier": (multiplier_steps, multipliers),
             "over_limit": over_limit(cost_steps, costs, run_args.get("cost_limit"), args.over_limit_after),

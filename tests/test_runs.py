@@ -1,6 +1,9 @@
 """Both scripts as researchers run them: short training runs, logging, saving, evaluation, bad input."""
 import importlib.util
 import math
+import shutil
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -288,3 +291,13 @@ def test_critic_minibatches_of_a_size_take_any_batch(script, in_tmp, monkeypatch
     result = script.module.train(tiny(script, num_steps=300, total_timesteps=300, critic_minibatch_size=128,
                                       save_model=False))  # 300 is no multiple of 128
     assert result["global_step"] == 300 and sizes == [[100, 100, 100]] * 2  # 2 passes of ceil(300 / 128) = 3
+
+
+def test_report_regenerates_a_committed_report_from_its_curves_alone(tmp_path):
+    results = Path(__file__).resolve().parent.parent / "benchmark" / "results" / "discrete"
+    shutil.copytree(results / "curves", tmp_path / "curves")  # a fresh clone has no runs/ (ignored, large)
+    completed = subprocess.run([sys.executable, str(results.parent.parent / "report.py"), str(tmp_path)],
+                               capture_output=True, text=True)
+    assert completed.returncode == 0, completed.stderr
+    committed = (results / "report.md").read_text().splitlines()[1:]  # the first line names the folder
+    assert (tmp_path / "report.md").read_text().splitlines()[1:] == committed
