@@ -280,13 +280,17 @@ def max_step_size(xHx: float, target_kl: float) -> float:
     """β = √(2δ / xᵀHx): the step βx whose quadratic-model KL, ½(βx)ᵀH(βx), equals δ."""
     return math.sqrt(2.0 * target_kl / xHx)
 
-def evidence_step_fraction(evidence: float, mean_evidence: Optional[float], decay: float) -> tuple:
-    """The share of TRPO's step that a batch's evidence n = ĝᵀF⁻¹ĝ earns, min(1, √(n / n̄)), and the moving mean
-    n̄ ← decay·n̄ + (1 − decay)·n (n̄ = n when there is none yet). The step's KL is then δ·min(1, n / n̄): a batch of
-    average evidence spends the whole trust region, a weaker one proportionally less (a natural gradient step at
-    the rate √(2δ / n̄)), so that the expected step follows the expected gradient."""
-    mean_evidence = evidence if mean_evidence is None else decay * mean_evidence + (1 - decay) * evidence
-    return min(1.0, math.sqrt(evidence / mean_evidence)), mean_evidence
+def evidence_step_fraction(evidence: float, mean_evidence: Optional[float], decay: float, critic_fits: bool) -> tuple:
+    """The share of TRPO's step that a batch's evidence n = ĝᵀF⁻¹ĝ earns, and the mean evidence n̄ after it. With
+    n̄′ = decay·n̄ + (1 − decay)·n (n when there is no n̄ yet): where the critic fits the returns, the advantages
+    measure the policy and the batch takes TRPO's whole step unless n < n̄′/10, and n̄ becomes n̄′; where it does not,
+    the advantages are mostly the critic's error, the step is min(1, √(n / n̄′)) and n̄ stays. A step of fraction f
+    has KL δ·f²: a batch with a tenth of the usual evidence, or one from a critic that cannot tell, spends the trust
+    region in proportion to its evidence instead of all of it on noise."""
+    new_mean = evidence if mean_evidence is None else decay * mean_evidence + (1 - decay) * evidence
+    if critic_fits:
+        return (1.0 if evidence >= 0.1 * new_mean else math.sqrt(evidence / new_mean)), new_mean
+    return min(1.0, math.sqrt(evidence / new_mean)), mean_evidence
 
 def backtracking_line_search(params, old_params, full_step, evaluate: Callable, old_objective: float,
                              args: Args) -> tuple:
@@ -310,7 +314,7 @@ def backtracking_line_search(params, old_params, full_step, evaluate: Callable, 
     return 0, 0.0, old_objective, 0.0, rejected
 
 def trpo_policy_update(agent: Agent, obs, actions, old_logprobs, advantages, args: Args, advantage_scale: float = 1.0,
-                       mean_evidence=None) -> dict:
+                       mean_evidence=None, critic_fits: bool = True) -> dict:
     """One TRPO step: g = ∇L, x ≈ F⁻¹g by conjugate gradient, β = √(2δ / xᵀFx), the line search along βx scaled by
     the evidence's fraction (advantages = Â / advantage_scale: n = advantage_scale²·xᵀFx is in Â's units). A zero or
     non-finite g, or xᵀFx ≤ 0, skips the update with a warning. Each mean is over all workers, so that they all take
@@ -332,7 +336,7 @@ def trpo_policy_update(agent: Agent, obs, actions, old_logprobs, advantages, arg
         warnings.warn(f"TRPO: xᵀFx = {xHx} is not positive; policy update skipped")
         return stats
     evidence = advantage_scale**2 * xHx  # gᵀF⁻¹g ≈ xᵀFx
-    fraction, mean_evidence = evidence_step_fraction(evidence, mean_evidence, args.evidence_decay)
+    fraction, mean_evidence = evidence_step_fraction(evidence, mean_evidence, args.evidence_decay, critic_fits)
     stats.update(evidence=evidence, mean_evidence=mean_evidence, step_fraction=fraction)
     full_step = fraction * max_step_size(xHx, args.target_kl) * x
 
@@ -369,9 +373,9 @@ def critic_update(critic: nn.Module, optimizer, returns: torch.Tensor, obs: torc
             squared_errors.append(mse.item())
     return float(np.mean(squared_errors))
 
-def explained_variance(predicted: np.ndarray, target: np.ndarray) -> float:
-    """1 − Var[R − V] / Var[R]: 1 for a perfect critic, 0 for one no better than a constant."""
-    return float("nan") if np.var(target) == 0 else float(1 - np.var(target - predicted) / np.var(target))
+def explained_variance(values: torch.Tensor, returns: torch.Tensor) -> float:
+    """1 − Var[R − V] / Var[R] over the whole batch: 1 for a perfect critic, 0 for one no better than a constant."""
+    return 1 - (batch_mean_std(returns - values)[1] / batch_mean_std(returns)[1]).item() ** 2
 
 
 # === Training: each iteration is a rollout, the advantages, one TRPO step, the critic's fit, the logs, a checkpoint
@@ -486,10 +490,10 @@ def train(args: Args) -> dict:
             b_logprobs = agent.categorical(b_logits).log_prob(b_actions)
 
         # Update: one TRPO step on the policy, then the critic
+        fit = explained_variance(torch.from_numpy(values.reshape(-1)).to(device), b_returns)  # before it learns this batch
         trpo_stats = trpo_policy_update(agent, b_obs, b_actions, b_logprobs, b_advantages, args, advantage_scale,
-                                        mean_evidence)
-        # n̄ starts after the first update, whose advantages measure an untrained critic's error more than the policy
-        mean_evidence = trpo_stats.get("mean_evidence", mean_evidence) if iteration > 1 else None
+                                        mean_evidence, critic_fits=fit >= 0.5)
+        mean_evidence = trpo_stats.get("mean_evidence", mean_evidence)
         if args.anneal_lr:
             optimizer.param_groups[0]["lr"] = args.critic_lr * (1 - (iteration - 1) / num_iterations)
         value_loss = critic_update(agent.critic, optimizer, b_returns, b_obs, args)
@@ -512,10 +516,10 @@ def train(args: Args) -> dict:
             writer.add_scalar("charts/SPS", sps, global_step)
             writer.add_scalar("charts/learning_rate", optimizer.param_groups[0]["lr"], global_step)
             writer.add_scalar("losses/value_loss", value_loss, global_step)
-            writer.add_scalar("losses/explained_variance", explained_variance(values.reshape(-1), returns.reshape(-1)),
-                              global_step)
+            writer.add_scalar("losses/explained_variance", fit, global_step)
             for name, value in trpo_stats.items():
-                writer.add_scalar(f"trpo/{name}", value, global_step)
+                if value is not None:  # (n̄ is None until a batch's critic fits)
+                    writer.add_scalar(f"trpo/{name}", value, global_step)
             with torch.no_grad():
                 writer.add_scalar("policy/entropy", agent.distribution(b_obs).entropy().mean().item(), global_step)
             if time.time() - last_print >= 3.0 or iteration == num_iterations:

@@ -134,6 +134,20 @@ case ${1:-} in
     SHARE=0.5 $PYTHON benchmark/run.py --results-dir benchmark/results/collapse --workers 2 \
       --script benchmark/probe_evidence_share --env-ids Ant-v4 --seeds 0 1 2 3 4 5 \
       --script-args="--exp-name share_half --total-timesteps 1000000" ;;
+  # Stage 11, the critic-fit rule (the defaults since it went into the scripts: TRPO's step where the critic fits and
+  # n ≥ n̄/10), into results/collapse, two at a time. The committed fit_switch0.1 runs ran
+  # benchmark/probe_critic_fit.patch (PROBE_SWITCH=1 PROBE_SWITCH_MIN=0.1) on the scripts of 7f420b2, whose runs end
+  # on the script's parameters bit for bit; the defaults' Hopper-v4 seeds 3 to 5 (partial_absorbed, results/defaults)
+  # ran the scripts of 1ca409a (882e11d's update).
+  stage11)
+    RUN="$PYTHON benchmark/run.py --results-dir benchmark/results/collapse --workers 2"
+    cont fit_switch0.1 "" "0 1 2 3 4 5" InvertedDoublePendulum-v4 Ant-v4 Hopper-v4
+    cont fit_switch0.1 "" "0 1 2" HalfCheetah-v4 Pendulum-v1:200000 SafetyPointGoal1-v0
+    cont lag_fit_switch0.1 "--cost-limit 25" "0 1 2" SafetyHalfCheetahVelocity-v1 ;;
+  stage11-discrete)
+    RUN="$PYTHON benchmark/run.py --results-dir benchmark/results/discrete --workers 2"
+    disc acro_ev_fit "--evidence-decay 0.99 --absorb-statistics --total-timesteps 300000" "0 1 2" Acrobot-v1
+    disc ev1m_fit "--evidence-decay 0.99 --absorb-statistics --total-timesteps 1000000" "0 1 2 3 4" CartPole-v1 ;;
   # trpo_discrete.py: TRPO's step (its defaults) against the evidence step and the absorbed statistics, each alone
   # and together, into results/discrete. cp1m and acro ran the script of 0aa874a, the rest the script of e938191
   # (whose defaults were --evidence-decay 0.99 --absorb-statistics), the same update as today's with these flags.
@@ -148,5 +162,5 @@ case ${1:-} in
     disc acro_ev "$EVIDENCE --total-timesteps 300000" "0 1 2" Acrobot-v1
     disc acro_evonly "--evidence-decay 0.99" "0 1 2" Acrobot-v1
     disc acro_absonly "--absorb-statistics" "0 1 2" Acrobot-v1 ;;
-  *) echo "usage: $0 screen-point|screen-rest|screen-point-2048|screen-point-4096|stage3|stage4|stage5-point|stage5-rest|stage6|stage7-point|stage7-rest|stage8|stage9|stage9-ant|stage10|discrete" >&2; exit 2 ;;
+  *) echo "usage: $0 screen-point|screen-rest|screen-point-2048|screen-point-4096|stage3|stage4|stage5-point|stage5-rest|stage6|stage7-point|stage7-rest|stage8|stage9|stage9-ant|stage10|stage11|stage11-discrete|discrete" >&2; exit 2 ;;
 esac

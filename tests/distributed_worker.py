@@ -5,8 +5,8 @@
 MODE `train`: a tiny run of 6 iterations, then, in the same process (a second train() call), the run resumed from its
 checkpoint after 3 iterations; each worker saves its final parameters and observation statistics of both to
 OUT_DIR/train<rank>.pt and OUT_DIR/resume<rank>.pt. MODE `averages`: each worker holds one half of a fixed batch and
-saves the averaged quantities it computes (Fisher-vector product, policy step, standardized advantages, observation
-statistics, the episodic costs)."""
+saves the averaged quantities it computes (Fisher-vector product, policy step, standardized advantages, explained
+variance, observation statistics, the episodic costs)."""
 import glob
 import importlib
 import os
@@ -54,7 +54,8 @@ else:
     torch.manual_seed(0)
     agent = trpo.Agent(batch["obs"].shape[1], batch["n_out"], trpo.Args(hidden_sizes=(8,)))
     averaged = {"fvp": trpo.fisher_vector_product(agent, batch["obs"][half], 0.1)(batch["vector"]),
-                "standardized": trpo.standardize(batch["advantages"][half])}
+                "standardized": trpo.standardize(batch["advantages"][half]),
+                "fit": trpo.explained_variance(batch["advantages"].flip(0)[half], batch["advantages"][half])}
     averaged["update"] = trpo.trpo_policy_update(agent, batch["obs"][half], batch["actions"][half],
                                                   batch["logprobs"][half], batch["advantages"][half],
                                                   trpo.Args(target_kl=0.01, cg_iters=10))

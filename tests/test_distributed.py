@@ -1,5 +1,6 @@
 """Data-parallel training (torchrun, 2 CPU workers) and checkpoints: the workers stay identical, the averaged
 quantities equal the single-process ones on the whole batch, and a resumed run goes on from its checkpoint."""
+import math
 import os
 import subprocess
 import sys
@@ -67,6 +68,7 @@ def test_averages_over_two_half_batches_equal_the_whole_batch(trpo, in_tmp):
     for worker in (rank0, rank1):
         assert torch.allclose(worker["fvp"], whole_fvp, atol=1e-6)
         assert worker["update"]["acceptance_step"] == whole_update["acceptance_step"] > 0
+        assert worker["fit"] == pytest.approx(trpo.explained_variance(batch["advantages"].flip(0), batch["advantages"]))
         assert worker["update"]["kl"] == pytest.approx(whole_update["kl"], rel=1e-4)
         assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(worker["policy"], agent.actor_parameters()))
         assert np.allclose(worker["obs_rms"]["mean"], expected.mean) and np.allclose(worker["obs_rms"]["var"], expected.var)
@@ -94,6 +96,7 @@ def test_resume_restores_what_the_checkpoint_holds_and_goes_on_in_the_same_run(t
         saved_states.append(torch.load(path, weights_only=True))
 
     monkeypatch.setattr(trpo, "save_checkpoint", keep_a_copy)
+    monkeypatch.setattr(trpo, "explained_variance", lambda values, returns: 1.0)  # every batch moves n̄
     first = trpo.train(tiny(trpo, checkpoint_every=2, evidence_decay=0.99))  # checkpoints after iterations 2 and 3 (the last)
     path = in_tmp / "runs" / first["run_name"] / "checkpoint.pt"
     middle, last = saved_states
@@ -119,16 +122,21 @@ def test_resume_restores_what_the_checkpoint_holds_and_goes_on_in_the_same_run(t
         0.99 * middle["mean_evidence"] + 0.01 * read_scalars(path.parent)["trpo/evidence"][-1])
 
 
-def test_mean_evidence_leaves_out_the_first_update_whose_critic_is_untrained(trpo, in_tmp, monkeypatch):
-    calls, original = [], trpo.evidence_step_fraction
+def test_mean_evidence_learns_only_from_batches_whose_critic_fits(trpo, in_tmp, monkeypatch):
+    fits, calls, original = iter([0.2, 0.9, 0.4]), [], trpo.evidence_step_fraction  # the reward critic's, by update
 
-    def recorded(evidence, mean_evidence, decay):
-        calls.append((mean_evidence, original(evidence, mean_evidence, decay)[1]))
-        return original(evidence, mean_evidence, decay)
+    def recorded(evidence, mean_evidence, decay, critic_fits):
+        calls.append((evidence, mean_evidence, critic_fits, original(evidence, mean_evidence, decay, critic_fits)))
+        return calls[-1][-1]
 
+    monkeypatch.setattr(trpo, "explained_variance", lambda values, returns: next(fits))
     monkeypatch.setattr(trpo, "evidence_step_fraction", recorded)
     trpo.train(tiny(trpo, evidence_decay=0.99))  # 3 updates
-    assert calls[0][0] is None and calls[1][0] is None and calls[2][0] == calls[1][1]
+    (n1, mean1, fits1, (_, after1)), (n2, mean2, fits2, (_, after2)), (n3, mean3, fits3, (fraction3, after3)) = calls
+    assert (mean1, fits1, after1) == (None, False, None)  # an unfit critic's batch does not start n̄
+    assert (mean2, fits2, after2) == (None, True, n2)  # the first fitting one does
+    assert (mean3, fits3, after3) == (n2, False, n2)  # an unfit one leaves it, and its step is measured against it
+    assert fraction3 == pytest.approx(min(1.0, math.sqrt(n3 / (0.99 * n2 + 0.01 * n3))))
 
 
 def test_checkpoint_holds_plain_data_and_a_code_carrying_one_is_refused(trpo, in_tmp):

@@ -290,13 +290,27 @@ def test_policy_update_with_cost_search_refuses_steps_that_raise_the_cost_surrog
     assert stats["acceptance_step"] > 0 and stats["rejected_cost"] == 0  # with room to spare: plain TRPO's step
 
 
-def test_evidence_step_fraction_is_the_root_of_the_evidence_over_its_moving_mean(trpo):
+def test_evidence_step_fraction_is_whole_where_the_critic_fits_and_the_root_of_the_evidence_ratio_where_not(trpo):
     fraction_of = trpo.evidence_step_fraction
-    assert fraction_of(4.0, None, 0.99) == (1.0, 4.0)  # the first evidence starts n̄: TRPO's step
-    fraction, mean = fraction_of(1.0, 4.0, 0.9)
-    assert mean == pytest.approx(0.9 * 4.0 + 0.1 * 1.0) and fraction == pytest.approx(math.sqrt(1.0 / 3.7))
-    assert fraction_of(40.0, 4.0, 0.9) == (1.0, pytest.approx(7.6))  # above the mean: the whole δ, no more
-    assert fraction_of(1.0, 4.0, 0.0) == (1.0, 1.0)  # decay 0: n̄ = n, plain TRPO
+    assert fraction_of(4.0, None, 0.99, True) == (1.0, 4.0)  # the first evidence of a fitting critic starts n̄
+    assert fraction_of(4.0, None, 0.99, False) == (1.0, None)  # no n̄ yet: TRPO's step, and n̄ waits for a fit
+    n_bar = 0.9 * 4.0 + 0.1 * 1.0  # n̄′, the mean with this batch
+    assert fraction_of(1.0, 4.0, 0.9, True) == (1.0, pytest.approx(n_bar))  # n ≥ n̄′/10: the whole δ; n̄ ← n̄′
+    fraction, mean = fraction_of(1.0, 4.0, 0.9, False)  # an unfit critic: √(n / n̄′), and n̄ stays
+    assert mean == 4.0 and fraction == pytest.approx(math.sqrt(1.0 / n_bar))
+    fraction, mean = fraction_of(0.3, 4.0, 0.9, True)  # n < n̄′/10 = 0.363: √(n / n̄′) though the critic fits
+    assert mean == pytest.approx(0.9 * 4.0 + 0.1 * 0.3) and fraction == pytest.approx(math.sqrt(0.3 / mean))
+    assert fraction_of(40.0, 4.0, 0.9, False) == (1.0, 4.0)  # above the mean: the whole δ, no more
+    assert fraction_of(1e-6, 4.0, 0.0, True) == (1.0, 1e-6) and fraction_of(1e-6, 4.0, 0.0, False)[0] == 1.0  # TRPO's
+
+
+def test_explained_variance_is_one_minus_the_residual_over_the_return_variance(trpo):
+    returns = torch.randn(50, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    values = returns + 0.5 * torch.randn(50, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    expected = 1 - np.var((returns - values).numpy()) / np.var(returns.numpy())
+    assert trpo.explained_variance(values, returns) == pytest.approx(expected)
+    assert trpo.explained_variance(returns, returns) == 1.0
+    assert trpo.explained_variance(torch.full_like(returns, returns.mean().item()), returns) == pytest.approx(0.0)
 
 
 def test_policy_update_shortens_the_step_by_the_evidence_fraction_in_the_advantages_units(trpo):
@@ -316,10 +330,14 @@ def test_policy_update_shortens_the_step_by_the_evidence_fraction_in_the_advanta
     assert full["step_fraction"] == 1.0 and full["mean_evidence"] == full["evidence"] > 0
     scaled, _ = step(advantage_scale=3.0)  # Â = 3 × the standardized advantages: n in Â's units, 9 times as large
     assert scaled["evidence"] == pytest.approx(9.0 * full["evidence"])
-    half, half_step = step(mean_evidence=7.0 * full["evidence"])  # n̄ ← (7n + n) / 2 = 4n: a fraction √(1/4)
+    # an unfit critic: n̄′ = (7n + n) / 2 = 4n, a fraction √(1/4), and n̄ stays 7n
+    half, half_step = step(mean_evidence=7.0 * full["evidence"], critic_fits=False)
     assert half["step_fraction"] == pytest.approx(0.5)
-    assert half["mean_evidence"] == pytest.approx(4.0 * full["evidence"])
+    assert half["mean_evidence"] == 7.0 * full["evidence"]
     torch.testing.assert_close(half_step, 0.5 * full_step)
+    fitted, fitted_step = step(mean_evidence=7.0 * full["evidence"])  # a fitting critic and n ≥ n̄′/10: TRPO's step
+    assert fitted["step_fraction"] == 1.0 and fitted["mean_evidence"] == pytest.approx(4.0 * full["evidence"])
+    torch.testing.assert_close(fitted_step, full_step)
 
 
 @pytest.mark.parametrize("advantage, message", [(float("nan"), "not finite"), (0.0, "policy gradient is zero")])
