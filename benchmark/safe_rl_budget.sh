@@ -17,6 +17,9 @@
 # SCRIPT=benchmark/probe_lagrange_warmup runs the warm-up probe instead of the script (λ held at λ₀ for its first
 # WARMUP_UPDATES updates), e.g. SCRIPT=benchmark/probe_lagrange_warmup WARMUP_UPDATES=12 WORKERS=2
 # bash benchmark/safe_rl_budget.sh point2m pid_warmup240k "0 1" omnisafe-pid --checkpoint-every 5
+# Three times the trust region and a margin (stopped at 0.68M): WORKERS=2 bash benchmark/safe_rl_budget.sh point2m
+# pid_kl06_limit24 "0 1 2" omnisafe-pid --target-kl 0.06 --cost-limit 24 --checkpoint-every 5
+# OmniSafe's seeds 1 and 2 ran side by side, one command each: bash benchmark/safe_rl_budget.sh omnisafe2m 1 TRPOPID
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}
