@@ -19,6 +19,8 @@
 # bash benchmark/safe_rl_budget.sh point2m pid_warmup240k "0 1" omnisafe-pid --checkpoint-every 5
 # Three times the trust region and a margin (stopped at 0.68M): WORKERS=2 bash benchmark/safe_rl_budget.sh point2m
 # pid_kl06_limit24 "0 1 2" omnisafe-pid --target-kl 0.06 --cost-limit 24 --checkpoint-every 5
+# The limit margins: WORKERS=2 bash benchmark/safe_rl_budget.sh point2m pid_limit24 "0 1" omnisafe-pid --cost-limit 24
+# --checkpoint-every 5, then seed 2; pid_limit24_5 with --cost-limit 24.5 and WORKERS=3 for "0 1 2" side by side
 # OmniSafe's seeds 1 and 2 ran side by side, one command each: bash benchmark/safe_rl_budget.sh omnisafe2m 1 TRPOPID
 set -euo pipefail
 cd "$(dirname "$0")/.."
