@@ -21,6 +21,8 @@
 # pid_kl06_limit24 "0 1 2" omnisafe-pid --target-kl 0.06 --cost-limit 24 --checkpoint-every 5
 # The limit margins: WORKERS=2 bash benchmark/safe_rl_budget.sh point2m pid_limit24 "0 1" omnisafe-pid --cost-limit 24
 # --checkpoint-every 5, then seed 2; pid_limit24_5 with --cost-limit 24.5 and WORKERS=3 for "0 1 2" side by side
+# Damping the swing, a faster proportional term (its moving average's α 0.5, not 0.95): WORKERS=3 bash
+# benchmark/safe_rl_budget.sh point2m pid_p_fast "0 1 2" omnisafe-pid --pid-p-ema-alpha 0.5 --checkpoint-every 5
 # OmniSafe's seeds 1 and 2 ran side by side, one command each: bash benchmark/safe_rl_budget.sh omnisafe2m 1 TRPOPID
 set -euo pipefail
 cd "$(dirname "$0")/.."
