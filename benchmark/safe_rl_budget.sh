@@ -24,7 +24,7 @@
 # Damping the swing, a faster proportional term (its moving average's α 0.5, not 0.95): WORKERS=3 bash
 # benchmark/safe_rl_budget.sh point2m pid_p_fast "0 1 2" omnisafe-pid --pid-p-ema-alpha 0.5 --checkpoint-every 5
 # and with five times its gain (K_p 0.5), so that it weighs beside the integral: pid_kp05_fast, the same with
-# --pid-kp 0.5 --pid-p-ema-alpha 0.5
+# --pid-kp 0.5 --pid-p-ema-alpha 0.5 (set aside, stopped at 0.5M)
 # OmniSafe's seeds 1 and 2 ran side by side, one command each: bash benchmark/safe_rl_budget.sh omnisafe2m 1 TRPOPID
 set -euo pipefail
 cd "$(dirname "$0")/.."
