@@ -1,6 +1,5 @@
 # Trust Region Policy Optimization with a Gaussian policy, and TRPO-Lagrangian for safe RL, in one file.
 # Paper: Schulman et al. 2015, https://arxiv.org/abs/1502.05477. Specification: OmniSafe's TRPO page. Guide: README.md.
-import argparse
 import atexit
 import copy
 import dataclasses
@@ -23,6 +22,7 @@ import torch.nn as nn
 import tyro
 import yaml
 from torch.distributions import Independent, Normal
+from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 
 @dataclass
@@ -48,7 +48,6 @@ class Args:
     gamma: float = 0.99  # the discount factor γ
     gae_lambda: float = 0.95  # the λ of generalized advantage estimation
     target_kl: float = 0.01  # δ: the largest mean KL(π_old ‖ π_new) of an update, summed over action dimensions
-    evidence_decay: float = 0.99  # the memory of n̄, the mean evidence that earns a step of KL δ (0: TRPO's, always δ)
     cg_iters: int = 15  # the conjugate gradient iterations for x ≈ F⁻¹g
     cg_damping: float = 0.1  # the damping added to the Fisher matrix: F + damping·I
     backtrack_coef: float = 0.8  # the line search tries the step fractions backtrack_coef^i, i = 0, 1, ...
@@ -61,7 +60,6 @@ class Args:
     critic_l2_coef: float = 1e-3  # the coefficient of the L2 penalty on the critics' weights
     max_grad_norm: float = 40.0  # the critics' gradients are clipped to this norm
     normalize_obs: bool = True  # if toggled, observations are standardized by running statistics and clipped to ±5
-    absorb_statistics: bool = True  # obs statistics move once per update, in the step's share (off: every step, whole)
     normalize_reward: bool = True  # if toggled, rewards are divided by the running std of the discounted return
     log_std_init: float = -0.5  # the initial log σ of the Gaussian policy (σ is state independent)
     std_schedule: Optional[Tuple[float, float]] = None  # START END: σ from START to END over the run, not learned
@@ -109,9 +107,7 @@ def import_safety_gymnasium():
 
     dataclasses.dataclass = dataclass_with_array_defaults
     try:
-        with warnings.catch_warnings():  # gymnasium-robotics warns about unrelated envs on import
-            warnings.simplefilter("ignore")
-            import safety_gymnasium
+        import safety_gymnasium
     finally:
         dataclasses.dataclass = original_dataclass
     return safety_gymnasium
@@ -182,23 +178,6 @@ class RunningMeanStd:
     def load_state_dict(self, state: dict) -> "RunningMeanStd":
         self.mean, self.var, self.count = state["mean"].numpy(), state["var"].numpy(), float(state["count"])
         return self
-
-def absorb_statistics_move(layer: nn.Linear, old: RunningMeanStd, new: RunningMeanStd, share: float = 0.0,
-                           settled: float = 0.01):
-    """Lets a share f of a move of the statistics from (μ, σ) to (μ′, σ′) reach a first layer and absorbs the rest:
-    after the move the layer computes, of the raw observation s, what it computed at μ_f = μ + f(μ′ − μ) and
-    σ_f = σ(σ′/σ)^f, by W ← W·diag(σ′/σ_f), b ← b + W·(μ′ − μ_f)/σ_f (but for the clip at ±5). f = 0 keeps the
-    function, f = 1 lets the move through whole. Only the inputs whose statistics have settled, |μ′ − μ|/σ ≤ settled
-    and |log(σ′/σ)| ≤ settled, are absorbed: the large early moves (away from the first observations' tiny σ) reach
-    the networks' inputs, as at every step."""
-    std, new_std = np.sqrt(old.var + 1e-8), np.sqrt(new.var + 1e-8)
-    small = (np.abs(new.mean - old.mean) / std <= settled) & (np.abs(np.log(new_std / std)) <= settled)
-    std_f, mean_f = std * (new_std / std) ** share, old.mean + share * (new.mean - old.mean)
-    scale, shift = np.where(small, new_std / std_f, 1.0), np.where(small, (new.mean - mean_f) / std_f, 0.0)
-    with torch.no_grad():
-        weight = layer.weight.clone()
-        layer.weight.mul_(torch.as_tensor(scale, dtype=weight.dtype, device=weight.device))
-        layer.bias.add_(weight @ torch.as_tensor(shift, dtype=weight.dtype, device=weight.device))
 
 def normalize_obs(obs: np.ndarray, obs_rms: Optional[RunningMeanStd]) -> np.ndarray:
     """clip((s − μ) / sqrt(σ² + 1e-8), −5, 5) as float32 (the clip is OmniSafe's); s itself when obs_rms is None."""
@@ -353,15 +332,6 @@ def mean_kl(old_dist: Independent, new_dist: Independent) -> torch.Tensor:
     """D̄_KL(θ_old, θ) = mean over states of KL(π_old(·|s) ‖ π_θ(·|s)), each KL summed over action dimensions."""
     return torch.distributions.kl_divergence(old_dist, new_dist).mean()
 
-def flat_params(params) -> torch.Tensor:
-    return torch.cat([p.data.reshape(-1) for p in params])
-
-def set_flat_params(params, flat: torch.Tensor):
-    offset = 0
-    for p in params:
-        p.data.copy_(flat[offset: offset + p.numel()].view_as(p))
-        offset += p.numel()
-
 def flat_grad(output: torch.Tensor, params, **kwargs) -> torch.Tensor:
     return torch.cat([g.reshape(-1) for g in torch.autograd.grad(output, params, **kwargs)])
 
@@ -394,18 +364,6 @@ def max_step_size(xHx: float, target_kl: float) -> float:
     """β = √(2δ / xᵀHx): the step βx whose quadratic-model KL, ½(βx)ᵀH(βx), equals δ."""
     return math.sqrt(2.0 * target_kl / xHx)
 
-def evidence_step_fraction(evidence: float, mean_evidence: Optional[float], decay: float, critic_fits: bool) -> tuple:
-    """The share of TRPO's step that a batch's evidence n = ĝᵀF⁻¹ĝ earns, and the mean evidence n̄ after it. With
-    n̄′ = decay·n̄ + (1 − decay)·n (n when there is no n̄ yet): where the critic fits the returns, the advantages
-    measure the policy and the batch takes TRPO's whole step unless n < n̄′/10, and n̄ becomes n̄′; where it does not,
-    the advantages are mostly the critic's error, the step is min(1, √(n / n̄′)) and n̄ stays. A step of fraction f
-    has KL δ·f²: a batch with a tenth of the usual evidence, or one from a critic that cannot tell, spends the trust
-    region in proportion to its evidence instead of all of it on noise."""
-    new_mean = evidence if mean_evidence is None else decay * mean_evidence + (1 - decay) * evidence
-    if critic_fits:
-        return (1.0 if evidence >= 0.1 * new_mean else math.sqrt(evidence / new_mean)), new_mean
-    return min(1.0, math.sqrt(evidence / new_mean)), mean_evidence
-
 def backtracking_line_search(params, old_params, full_step, evaluate: Callable, old_objective: float,
                              old_cost_objective: float, cost_slack: float, args: Args) -> tuple:
     """Tries θ = θ_old + backtrack_coef^i · full_step, i < backtrack_iters, and keeps the first whose surrogate L is
@@ -415,7 +373,7 @@ def backtracking_line_search(params, old_params, full_step, evaluate: Callable, 
     rejected = {"not_finite": 0, "no_improvement": 0, "cost": 0, "kl": 0}
     for i in range(args.backtrack_iters):
         step_fraction = args.backtrack_coef**i
-        set_flat_params(params, old_params + step_fraction * full_step)
+        vector_to_parameters(old_params + step_fraction * full_step, params)
         objective, kl, cost_objective = evaluate()
         if not all(map(math.isfinite, (objective, kl, cost_objective))):
             rejected["not_finite"] += 1
@@ -427,17 +385,15 @@ def backtracking_line_search(params, old_params, full_step, evaluate: Callable, 
             rejected["kl"] += 1
         else:
             return i + 1, step_fraction, objective, kl, rejected
-    set_flat_params(params, old_params)
+    vector_to_parameters(old_params, params)
     return 0, 0.0, old_objective, 0.0, rejected
 
 def trpo_policy_update(agent: Agent, obs, actions, old_logprobs, advantages, args: Args, cost_advantages=None,
-                       cost_slack: float = math.inf, advantage_scale: float = 1.0, mean_evidence=None,
-                       critic_fits: bool = True) -> dict:
-    """One TRPO step: g = ∇L, x ≈ F⁻¹g by conjugate gradient, β = √(2δ / xᵀFx), the line search along βx scaled by
-    the evidence's fraction (advantages = Â / advantage_scale: n = advantage_scale²·xᵀFx is in Â's units; the line
-    search also tests the cost surrogate of cost_advantages, if given). A zero or non-finite g, or xᵀFx ≤ 0, skips
-    the update with a warning. Each mean is over all workers, so that they all take the same step. Returns the
-    step's statistics, with the new n̄ as mean_evidence."""
+                       cost_slack: float = math.inf) -> dict:
+    """One TRPO step: g = ∇L, x ≈ F⁻¹g by conjugate gradient, β = √(2δ / xᵀFx), the line search along βx (which
+    also tests the cost surrogate of cost_advantages, if given). A zero or non-finite g, or xᵀFx ≤ 0, skips the
+    update with a warning. Each mean is over all workers, so that they all take the same step. Returns the step's
+    statistics."""
     params = agent.actor_parameters()
     cost_advantages = torch.zeros_like(advantages) if cost_advantages is None else cost_advantages
     with torch.no_grad():
@@ -456,10 +412,7 @@ def trpo_policy_update(agent: Agent, obs, actions, old_logprobs, advantages, arg
     if not (math.isfinite(xHx) and xHx > 0):
         warnings.warn(f"TRPO: xᵀFx = {xHx} is not positive; policy update skipped")
         return stats
-    evidence = advantage_scale**2 * xHx  # gᵀF⁻¹g ≈ xᵀFx
-    fraction, mean_evidence = evidence_step_fraction(evidence, mean_evidence, args.evidence_decay, critic_fits)
-    stats.update(evidence=evidence, mean_evidence=mean_evidence, step_fraction=fraction)
-    full_step = fraction * max_step_size(xHx, args.target_kl) * x
+    full_step = max_step_size(xHx, args.target_kl) * x
 
     def evaluate():
         with torch.no_grad():
@@ -469,8 +422,9 @@ def trpo_policy_update(agent: Agent, obs, actions, old_logprobs, advantages, arg
             return all_reduce_mean(torch.stack(values)).tolist()
 
     old_objective = all_reduce_mean(objective.detach().clone()).item()
+    old_cost_objective = all_reduce_mean(cost_advantages.mean()).item()  # L_c(θ_old): every ratio is 1
     acceptance_step, fraction, new_objective, kl, rejected = backtracking_line_search(
-        params, flat_params(params), full_step, evaluate, old_objective, all_reduce_mean(cost_advantages.mean()).item(),
+        params, parameters_to_vector(params).detach(), full_step, evaluate, old_objective, old_cost_objective,
         cost_slack, args)
     stats.update(acceptance_step=acceptance_step, kl=kl, step_norm=(fraction * full_step).norm().item(),
                  expected_improvement=fraction * (g @ full_step).item(),  # the linear model's g·Δθ
@@ -542,16 +496,9 @@ def train(args: Args) -> dict:
     pid = dict(integral=args.lagrange_multiplier_init, p=0.0, c=0.0, history=[0.0])  # the PID rule's memory
     lagrange = {"multiplier": args.lagrange_multiplier_init, "adam_moments": [0.0, 0.0, 0], "pid": pid,
                 "recent_costs": [], "mean_episode_cost": None}
-    mean_evidence = None  # n̄ of the evidence-scaled step
     if checkpoint is not None:
-        agent.load_state_dict(checkpoint["agent"])
-        for optimizer, state in zip(optimizers, checkpoint["optimizers"]):
-            optimizer.load_state_dict(state)
-        if obs_rms is not None:
-            obs_rms.load_state_dict(checkpoint["obs_rms"])
-        if reward_scaler is not None:
-            reward_scaler.return_rms.load_state_dict(checkpoint["return_rms"])
-        lagrange, mean_evidence = checkpoint["lagrange"], checkpoint.get("mean_evidence")
+        restore_training_state(checkpoint, agent, optimizers, obs_rms, reward_scaler)
+        lagrange = checkpoint["lagrange"]
     elif workers > 1:
         for tensor in agent.state_dict().values():
             dist.broadcast(tensor, src=0)  # rank 0's initial weights for every worker
@@ -573,8 +520,7 @@ def train(args: Args) -> dict:
     next_raw_obs, next_done = raw_obs.reshape(args.num_envs, obs_dim), np.zeros(args.num_envs, np.float32)
     if obs_rms is not None and checkpoint is None:  # the statistics start from the first observations, all workers'
         own_obs_rms.update(next_raw_obs)
-        synced_obs_rms = synchronize_statistics(synced_obs_rms, own_obs_rms, device)
-        obs_rms, own_obs_rms = copy.deepcopy(synced_obs_rms), RunningMeanStd(obs_dim, count=0.0)
+        obs_rms, synced_obs_rms, own_obs_rms = synchronize_statistics(synced_obs_rms, own_obs_rms)
     recent_returns, recent_costs = deque(maxlen=20), deque(maxlen=20)
     start_time, start_step, last_print = time.time(), global_step, 0.0
     for iteration in range(checkpoint["iteration"] + 1 if checkpoint else 1, num_iterations + 1):
@@ -608,16 +554,15 @@ def train(args: Args) -> dict:
                     step_signals[k] = add_truncation_bootstrap(step_signals[k], truncated, final_values, gammas[k])
             signals[:, step] = step_signals
             next_raw_obs, next_done = raw_obs.reshape(args.num_envs, obs_dim), done.astype(np.float32)
-            if obs_rms is not None:
-                own_obs_rms.update(next_raw_obs)
-                if not args.absorb_statistics:  # OmniSafe's: the statistics move at every step
-                    obs_rms.update(next_raw_obs)
+            if obs_rms is not None:  # OmniSafe's: the statistics move at every step
+                obs_rms.update(next_raw_obs)
+                if workers > 1:
+                    own_obs_rms.update(next_raw_obs)
             for info in infos["final_info"][infos["_final_info"]] if "final_info" in infos else []:
                 episode = info["episode"]
                 episodes.append((global_step, episode["r"].item(), episode["l"].item(), info.get("episode_cost")))
-        if workers > 1 and obs_rms is not None and not args.absorb_statistics:
-            synced_obs_rms = synchronize_statistics(synced_obs_rms, own_obs_rms, device)
-            obs_rms, own_obs_rms = copy.deepcopy(synced_obs_rms), RunningMeanStd(obs_dim, count=0.0)
+        if workers > 1 and obs_rms is not None:  # every worker's observations of the rollout, merged
+            obs_rms, synced_obs_rms, own_obs_rms = synchronize_statistics(synced_obs_rms, own_obs_rms)
 
         # Advantages: each critic's GAE, from its values of the whole rollout in one batched call
         b_obs = torch.from_numpy(obs.reshape(-1, obs_dim)).to(device)
@@ -630,7 +575,6 @@ def train(args: Args) -> dict:
             advantages.append(torch.from_numpy(advantage.reshape(-1)).to(device))
             returns.append(torch.from_numpy(ret.reshape(-1)).to(device))
         b_advantages, b_cost_advantages = standardize(advantages[0]), None
-        advantage_scale = batch_mean_std(advantages[0])[1].item()  # the evidence is in the scaled rewards' units
         if len(critics) > 1:
             b_cost_advantages = standardize(advantages[1], scale=args.standardize_cost_advantages)
         b_actions = torch.from_numpy(actions.reshape(-1, act_dim)).to(device)
@@ -650,26 +594,17 @@ def train(args: Args) -> dict:
         cost_slack = math.inf
         if args.cost_line_search and lagrange["mean_episode_cost"] is not None:
             cost_slack = max(args.cost_limit - lagrange["mean_episode_cost"], 0.0)
-        # the critics' fit before they learn this batch: the reward critic's decides what the evidence step trusts
-        fits = [explained_variance(torch.from_numpy(value.reshape(-1)).to(device), ret)
-                for value, ret in zip(values, returns)]
         trpo_stats = trpo_policy_update(agent, b_obs, b_actions, b_logprobs, b_advantages, args,
-                                        b_cost_advantages if args.cost_line_search else None, cost_slack,
-                                        advantage_scale, mean_evidence, critic_fits=fits[0] >= 0.5)
-        mean_evidence = trpo_stats.get("mean_evidence", mean_evidence)
+                                        b_cost_advantages if args.cost_line_search else None, cost_slack)
         if args.anneal_lr:
             for optimizer in optimizers:
                 optimizer.param_groups[0]["lr"] = linear_schedule(args.critic_lr, 0.0, (iteration - 1) / num_iterations)
         critic_losses = critic_update(critics, optimizers, returns, b_obs, args)
-        if obs_rms is not None and args.absorb_statistics:  # the statistics move now, in the policy step's share
-            synced_obs_rms = synchronize_statistics(synced_obs_rms, own_obs_rms, device)
-            share = trpo_stats["step_fraction"] if trpo_stats["acceptance_step"] else 0.0
-            for network in [agent.actor_mean, *critics]:
-                absorb_statistics_move(network[0], obs_rms, synced_obs_rms, share)
-            obs_rms, own_obs_rms = copy.deepcopy(synced_obs_rms), RunningMeanStd(obs_dim, count=0.0)
 
         # Logs (rank 0): the episodes, CleanRL's charts, the critics' fit, λ, the TRPO step, the policy
         sps = int((global_step - start_step) / (time.time() - start_time))
+        fits = [explained_variance(torch.from_numpy(value.reshape(-1)).to(device), ret)  # of the values before the fit
+                for value, ret in zip(values, returns)]
         if rank == 0:
             for step_ended, episodic_return, length, cost in episodes:
                 recent_returns.append(episodic_return)
@@ -686,8 +621,7 @@ def train(args: Args) -> dict:
             if args.cost_limit is not None:
                 writer.add_scalar("charts/lagrange_multiplier", lagrange["multiplier"], global_step)
             for name, value in trpo_stats.items():
-                if value is not None:  # (n̄ is None until a batch's critic fits)
-                    writer.add_scalar(f"trpo/{name}", value, global_step)
+                writer.add_scalar(f"trpo/{name}", value, global_step)
             with torch.no_grad():
                 writer.add_scalar("policy/entropy", agent.distribution(b_obs).entropy().mean().item(), global_step)
             writer.add_scalar("policy/std", agent.actor_logstd.exp().mean().item(), global_step)
@@ -698,15 +632,11 @@ def train(args: Args) -> dict:
                       + (f" | return {np.mean(recent_returns):.2f}" if recent_returns else "")
                       + (f" | cost {np.mean(recent_costs):.2f}" if recent_costs else ""), flush=True)
 
-        # Checkpoint (rank 0): all a run needs to go on, but the episodes in progress (a resumed run starts new ones)
+        # Checkpoint (rank 0): every checkpoint_every iterations and at the end
         last = iteration == num_iterations
         if rank == 0 and (last or args.checkpoint_every and iteration % args.checkpoint_every == 0):
-            state = {"format": "trpo_continuous", "args": training_arguments(args), "run_name": run_name,
-                     "global_step": global_step, "iteration": iteration, "agent": agent.state_dict(),
-                     "optimizers": [optimizer.state_dict() for optimizer in optimizers], "lagrange": lagrange,
-                     "mean_evidence": mean_evidence,
-                     "obs_rms": obs_rms.state_dict() if obs_rms is not None else None,
-                     "return_rms": reward_scaler.return_rms.state_dict() if reward_scaler is not None else None}
+            state = training_state(args, run_name, global_step, iteration, agent, optimizers, obs_rms, reward_scaler,
+                                   lagrange)
             save_checkpoint(state, f"{run_dir}/checkpoint.pt")
             if args.save_model and last:
                 save_checkpoint(state, f"{run_dir}/{args.exp_name}.model")
@@ -753,6 +683,27 @@ def open_logs(args: Args, run_name: str, run_dir: str, resumed_step: Optional[in
 def training_arguments(args: Args) -> dict:
     """The arguments that say how a run trains (not how it was launched): its args.yaml and checkpoints hold them."""
     return {name: value for name, value in dataclasses.asdict(args).items() if name not in LAUNCH_ARGUMENTS}
+
+def training_state(args: Args, run_name: str, global_step: int, iteration: int, agent: Agent, optimizers: list,
+                   obs_rms, reward_scaler, lagrange: dict) -> dict:
+    """All a run needs to go on (the weights, the critics' optimizers, the statistics, ...), but the episodes in
+    progress: a resumed run starts new ones."""
+    return {"format": "trpo_continuous", "args": training_arguments(args), "run_name": run_name, "global_step": global_step,
+            "iteration": iteration, "agent": agent.state_dict(),
+            "optimizers": [optimizer.state_dict() for optimizer in optimizers],
+            "obs_rms": obs_rms.state_dict() if obs_rms is not None else None,
+            "return_rms": reward_scaler.return_rms.state_dict() if reward_scaler is not None else None,
+            "lagrange": lagrange}
+
+def restore_training_state(checkpoint: dict, agent: Agent, optimizers: list, obs_rms, reward_scaler):
+    """Loads what training_state saved into a new run's agent, optimizers and statistics."""
+    agent.load_state_dict(checkpoint["agent"])
+    for optimizer, state in zip(optimizers, checkpoint["optimizers"]):
+        optimizer.load_state_dict(state)
+    if obs_rms is not None:
+        obs_rms.load_state_dict(checkpoint["obs_rms"])
+    if reward_scaler is not None:
+        reward_scaler.return_rms.load_state_dict(checkpoint["return_rms"])
 
 def save_checkpoint(state: dict, path: str):
     """Atomically: a crash while writing leaves the previous file whole."""
@@ -839,7 +790,8 @@ def all_reduce_mean(tensor: torch.Tensor) -> torch.Tensor:
 def average_gradients(params: list):
     """∇ ← (1/N) Σ_workers ∇ for every parameter, in one all-reduce of the flattened gradients."""
     if world_size() > 1:
-        set_flat_params([p.grad for p in params], all_reduce_mean(torch.cat([p.grad.reshape(-1) for p in params])))
+        grads = [p.grad for p in params]
+        vector_to_parameters(all_reduce_mean(parameters_to_vector(grads)), grads)
 
 def gather_over_workers(values: list) -> list:
     """Every worker's values, in rank order, on every worker (e.g. the costs of the episodes that ended)."""
@@ -849,16 +801,13 @@ def gather_over_workers(values: list) -> list:
     dist.all_gather_object(gathered, values)
     return [value for worker_values in gathered for value in worker_values]
 
-def synchronize_statistics(synced: RunningMeanStd, own: RunningMeanStd, device) -> RunningMeanStd:
-    """What one process would hold: the statistics last synchronized merged with each worker's observations since."""
-    local = torch.as_tensor(np.concatenate([[own.count], own.mean, own.var]))
-    gathered = [local] if world_size() == 1 else [torch.zeros_like(local) for _ in range(world_size())]
-    if world_size() > 1:
-        dist.all_gather(gathered, local.to(device))  # (gathered stays on the CPU: all_gather copies into it)
+def synchronize_statistics(synced: RunningMeanStd, own: RunningMeanStd) -> tuple:
+    """What one process would hold: the statistics last synchronized merged with each worker's observations since.
+    Returns (the statistics to use, a copy that stays as synchronized, an empty record of this worker's own)."""
     merged = copy.deepcopy(synced)
-    for count, mean, var in (torch.tensor_split(worker, [1, 1 + len(own.mean)]) for worker in gathered):
-        merged.update_from_moments(mean.numpy(), var.numpy(), count.item())
-    return merged
+    for count, mean, var in gather_over_workers([(own.count, own.mean, own.var)]):
+        merged.update_from_moments(mean, var, count)
+    return merged, copy.deepcopy(merged), RunningMeanStd(own.mean.shape, count=0.0)
 
 
 # === Command line: one-line errors before anything is written, the most basic problem first
@@ -881,7 +830,6 @@ def validate_args(args: Args, workers: int = 1) -> Args:
              (lambda v: 0 <= v <= 1, "in [0, 1]", "gamma gae_lambda cost_gamma cost_gae_lambda pid_p_ema_alpha "
               "pid_d_ema_alpha"),
              (lambda v: 0 < v < 1, "in (0, 1)", "backtrack_coef"),
-             (lambda v: 0 <= v < 1, "in [0, 1)", "evidence_decay"),
              (lambda v: len(v) > 0 and min(v) > 0, "positive sizes", "hidden_sizes std_schedule")]
     for rule, wanted, names in rules:
         for name in names.split():
@@ -922,12 +870,10 @@ def check_env(env_id: str, needs_cost: bool = False):
 
 def parse_args(argv=None) -> Args:
     """The command line as Args; with `--config PATH`, the yaml file's fields are the defaults that flags override."""
-    argv = sys.argv[1:] if argv is None else list(argv)
-    config_parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
-    config_parser.add_argument("--config")
-    config_path = config_parser.parse_known_args(argv)[0].config
+    args = tyro.cli(Args, args=argv)
+    config_path = args.config
     if config_path is None:
-        return tyro.cli(Args, args=argv)
+        return args
     if not os.path.isfile(config_path):
         raise UsageError(f"no config file at {config_path!r}")
     with open(config_path) as f:

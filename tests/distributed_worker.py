@@ -65,13 +65,13 @@ else:
     own = trpo.RunningMeanStd(3, count=0.0)
     if rank == 0:
         own.update(batch["raw_obs"][:10])
-    synced = trpo.synchronize_statistics(trpo.RunningMeanStd(3), own, "cpu")
+    synced = trpo.synchronize_statistics(trpo.RunningMeanStd(3), own)[1]
     own = trpo.RunningMeanStd(3, count=0.0)
     for rows in np.array_split(np.arange(10, 40)[rank::2], 3):
         own.update(batch["raw_obs"][rows])
-    averaged["obs_rms"] = trpo.synchronize_statistics(synced, own, "cpu").state_dict()
-    if hasattr(trpo, "gather_over_workers"):
-        averaged["costs"] = trpo.gather_over_workers([1.0, 2.0, 3.0] if rank == 0 else [10.0])
+    averaged["obs_rms"] = trpo.synchronize_statistics(synced, own)[0].state_dict()
+    averaged["costs"] = trpo.gather_over_workers([1.0, 2.0, 3.0] if rank == 0 else [10.0])
+    if script == "trpo_continuous":
         averaged["centred"] = trpo.standardize(batch["advantages"][half], scale=False)
     torch.save(averaged, os.path.join(out_dir, f"rank{rank}.pt"))
 dist.destroy_process_group()

@@ -3,12 +3,13 @@
 Most tests run on trpo_continuous.py (Gaussian policy) and trpo_discrete.py (categorical policy), whose update
 functions share names and equations; only the policy's output, its KL and the safe-RL parts differ."""
 import collections
-import copy
 import math
 
 import numpy as np
 import pytest
 import torch
+
+from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 import trpo_continuous
 import trpo_discrete
@@ -19,6 +20,11 @@ OBS_DIM = 3
 @pytest.fixture(params=[trpo_continuous, trpo_discrete], ids=["continuous", "discrete"])
 def trpo(request):
     return request.param
+
+
+def flat(params) -> torch.Tensor:
+    """θ as one vector, a copy."""
+    return parameters_to_vector(params).detach().clone()
 
 
 def is_continuous(trpo):
@@ -60,7 +66,7 @@ def exact_kl_hessian(trpo, agent, head, obs):
     """∇²_θ of the mean KL(π_θold ‖ π_θ) at θ_old, by autograd on a hand-written forward pass and KL."""
     params = agent.actor_parameters()
     shapes = [p.shape for p in params]
-    theta_old = trpo.flat_params(params)
+    theta_old = flat(params)
     old_output = head(obs).detach()
 
     def mean_kl(theta):
@@ -166,7 +172,7 @@ def test_fisher_vector_product_reuses_its_graph_without_changing_a_bit(trpo):
     torch.manual_seed(0)
     agent = trpo.Agent(OBS_DIM, 3, trpo.Args())  # float32, as in training
     obs = torch.randn(500, OBS_DIM)
-    vectors = torch.randn(6, trpo.flat_params(agent.actor_parameters()).numel())
+    vectors = torch.randn(6, flat(agent.actor_parameters()).numel())
     reused = trpo.fisher_vector_product(agent, obs, 0.1)
     products = [reused(v) for v in vectors]  # one graph, six backward passes through it
     for v, product in zip(vectors, products):
@@ -201,7 +207,7 @@ def test_step_size_gives_target_kl_in_quadratic_model_and_in_fact(trpo):
     agent, _ = tiny_agent(trpo)
     obs = torch.randn(50, OBS_DIM, dtype=torch.float64)
     params = agent.actor_parameters()
-    n = trpo.flat_params(params).numel()
+    n = flat(params).numel()
     damping, target_kl = 1e-6, 1e-4
     Fvp = trpo.fisher_vector_product(agent, obs, damping)
     # a policy gradient lies in the span of F (it is a mean of score functions), so draw g = F u
@@ -212,7 +218,7 @@ def test_step_size_gives_target_kl_in_quadratic_model_and_in_fact(trpo):
     assert 0.5 * beta**2 * xHx == pytest.approx(target_kl, rel=1e-12)  # quadratic model: ½ (βx)ᵀF(βx) = δ
     with torch.no_grad():
         old = agent.distribution(obs)
-    trpo.set_flat_params(params, trpo.flat_params(params) + beta * x)
+    vector_to_parameters(flat(params) + beta * x, params)
     with torch.no_grad():
         actual_kl = trpo.mean_kl(old, agent.distribution(obs)).item()
     assert actual_kl == pytest.approx(target_kl, rel=0.05)  # the true KL of a small step matches the model
@@ -221,50 +227,50 @@ def test_step_size_gives_target_kl_in_quadratic_model_and_in_fact(trpo):
 def test_line_search_restores_parameters_when_every_step_is_rejected(trpo):
     agent, _ = tiny_agent(trpo)
     params = agent.actor_parameters()
-    old = trpo.flat_params(params).clone()
+    old = flat(params).clone()
     tried = []
 
     def never_better():
-        tried.append(trpo.flat_params(params).clone())
+        tried.append(flat(params).clone())
         return -1.0, 0.0, 0.0  # the surrogate got worse at every step
 
     accepted, fraction, objective, kl, rejected = line_search(trpo, params, old, torch.ones_like(old), never_better,
                                                               0.0, 0.01, 0.5, 4)
     assert (accepted, fraction, objective, kl) == (0, 0.0, 0.0, 0.0)
     assert rejected["no_improvement"] == 4 and sum(rejected.values()) == 4
-    assert torch.equal(trpo.flat_params(params), old)  # exactly, not approximately
+    assert torch.equal(flat(params), old)  # exactly, not approximately
     assert [(theta - old)[0].item() for theta in tried] == [1.0, 0.5, 0.25, 0.125]  # backtrack_coef^i
 
 
 def test_line_search_accepts_first_improving_step_inside_trust_region(trpo):
     agent, _ = tiny_agent(trpo)
     params = agent.actor_parameters()
-    old = trpo.flat_params(params).clone()
+    old = flat(params).clone()
     step = torch.ones_like(old)
 
     def objective_and_kl():  # objective = fraction, kl = fraction²: 1 and 0.5 violate KL ≤ 0.1, 0.25 passes
-        fraction_tried = (trpo.flat_params(params) - old)[0].item()
+        fraction_tried = (flat(params) - old)[0].item()
         return fraction_tried, fraction_tried**2, 0.0
 
     accepted, fraction, objective, kl, rejected = line_search(trpo, params, old, step, objective_and_kl, 0.0, 0.1,
                                                               0.5, 10)
     assert (accepted, fraction) == (3, 0.25) and rejected["kl"] == 2
     assert kl == pytest.approx(0.0625)
-    torch.testing.assert_close(trpo.flat_params(params), old + 0.25 * step)
+    torch.testing.assert_close(flat(params), old + 0.25 * step)
     # a non-finite surrogate is never accepted
     accepted, *_, rejected = line_search(trpo, params, old, step, lambda: (float("nan"), 0.0, 0.0), 0.0, 0.1, 0.5, 5)
-    assert accepted == 0 and rejected["not_finite"] == 5 and torch.equal(trpo.flat_params(params), old)
+    assert accepted == 0 and rejected["not_finite"] == 5 and torch.equal(flat(params), old)
 
 
 def test_cost_aware_line_search_rejects_a_cost_rise_past_the_slack():
     trpo = trpo_continuous
     agent, _ = tiny_agent(trpo)
     params = agent.actor_parameters()
-    old = trpo.flat_params(params).clone()
+    old = flat(params).clone()
     step = torch.ones_like(old)
 
     def evaluate():  # L = fraction, KL = 0, and the cost surrogate L_c = 1 + fraction: it rises by the fraction
-        fraction_tried = (trpo.flat_params(params) - old)[0].item()
+        fraction_tried = (flat(params) - old)[0].item()
         return fraction_tried, 0.0, 1.0 + fraction_tried
 
     # slack 0.3 (cost 0.3 under the limit): 1 and 0.5 raise L_c by more, 0.25 by less
@@ -272,7 +278,7 @@ def test_cost_aware_line_search_rejects_a_cost_rise_past_the_slack():
     assert (accepted, fraction) == (3, 0.25) and rejected == {"not_finite": 0, "no_improvement": 0, "cost": 2, "kl": 0}
     # over the limit the slack is 0: every step that raises L_c is refused, and θ_old restored
     accepted, *_ = line_search(trpo, params, old, step, evaluate, 0.0, 0.1, 0.5, 10, 1.0, 0.0)
-    assert accepted == 0 and torch.equal(trpo.flat_params(params), old)
+    assert accepted == 0 and torch.equal(flat(params), old)
 
 
 def test_policy_update_with_cost_search_refuses_steps_that_raise_the_cost_surrogate():
@@ -280,76 +286,26 @@ def test_policy_update_with_cost_search_refuses_steps_that_raise_the_cost_surrog
     agent, _ = tiny_agent(trpo)
     obs, _, actions, logprobs = sampled_batch(trpo, agent, 64)
     advantages = torch.randn(64, dtype=torch.float64)
-    before = trpo.flat_params(agent.actor_parameters()).clone()
+    before = flat(agent.actor_parameters()).clone()
     args = trpo.Args(target_kl=0.01, cg_iters=10)
     # the cost advantages are the reward advantages: every step that improves L raises L_c as much
     stats = trpo.trpo_policy_update(agent, obs, actions, logprobs, advantages, args, advantages, cost_slack=0.0)
     assert stats["acceptance_step"] == 0 and stats["rejected_cost"] == args.backtrack_iters
-    assert torch.equal(trpo.flat_params(agent.actor_parameters()), before)
+    assert torch.equal(flat(agent.actor_parameters()), before)
     stats = trpo.trpo_policy_update(agent, obs, actions, logprobs, advantages, args, advantages, cost_slack=1e9)
     assert stats["acceptance_step"] > 0 and stats["rejected_cost"] == 0  # with room to spare: plain TRPO's step
-
-
-def test_evidence_step_fraction_is_whole_where_the_critic_fits_and_the_root_of_the_evidence_ratio_where_not(trpo):
-    fraction_of = trpo.evidence_step_fraction
-    assert fraction_of(4.0, None, 0.99, True) == (1.0, 4.0)  # the first evidence of a fitting critic starts n̄
-    assert fraction_of(4.0, None, 0.99, False) == (1.0, None)  # no n̄ yet: TRPO's step, and n̄ waits for a fit
-    n_bar = 0.9 * 4.0 + 0.1 * 1.0  # n̄′, the mean with this batch
-    assert fraction_of(1.0, 4.0, 0.9, True) == (1.0, pytest.approx(n_bar))  # n ≥ n̄′/10: the whole δ; n̄ ← n̄′
-    fraction, mean = fraction_of(1.0, 4.0, 0.9, False)  # an unfit critic: √(n / n̄′), and n̄ stays
-    assert mean == 4.0 and fraction == pytest.approx(math.sqrt(1.0 / n_bar))
-    fraction, mean = fraction_of(0.3, 4.0, 0.9, True)  # n < n̄′/10 = 0.363: √(n / n̄′) though the critic fits
-    assert mean == pytest.approx(0.9 * 4.0 + 0.1 * 0.3) and fraction == pytest.approx(math.sqrt(0.3 / mean))
-    assert fraction_of(40.0, 4.0, 0.9, False) == (1.0, 4.0)  # above the mean: the whole δ, no more
-    assert fraction_of(1e-6, 4.0, 0.0, True) == (1.0, 1e-6) and fraction_of(1e-6, 4.0, 0.0, False)[0] == 1.0  # TRPO's
-
-
-def test_explained_variance_is_one_minus_the_residual_over_the_return_variance(trpo):
-    returns = torch.randn(50, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
-    values = returns + 0.5 * torch.randn(50, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
-    expected = 1 - np.var((returns - values).numpy()) / np.var(returns.numpy())
-    assert trpo.explained_variance(values, returns) == pytest.approx(expected)
-    assert trpo.explained_variance(returns, returns) == 1.0
-    assert trpo.explained_variance(torch.full_like(returns, returns.mean().item()), returns) == pytest.approx(0.0)
-
-
-def test_policy_update_shortens_the_step_by_the_evidence_fraction_in_the_advantages_units(trpo):
-    agent, _ = tiny_agent(trpo)
-    obs, _, actions, logprobs = sampled_batch(trpo, agent, 64)
-    advantages = trpo.standardize(torch.randn(64, dtype=torch.float64, generator=torch.Generator().manual_seed(3)))
-    params, args = agent.actor_parameters(), trpo.Args(target_kl=0.01, evidence_decay=0.5)
-    before = trpo.flat_params(params).clone()
-
-    def step(**evidence):
-        stats = trpo.trpo_policy_update(agent, obs, actions, logprobs, advantages, args, **evidence)
-        delta = trpo.flat_params(params) - before
-        trpo.set_flat_params(params, before)
-        return stats, delta / args.backtrack_coef ** (stats["acceptance_step"] - 1)  # the step before backtracking
-
-    full, full_step = step()  # no n̄ yet: TRPO's step
-    assert full["step_fraction"] == 1.0 and full["mean_evidence"] == full["evidence"] > 0
-    scaled, _ = step(advantage_scale=3.0)  # Â = 3 × the standardized advantages: n in Â's units, 9 times as large
-    assert scaled["evidence"] == pytest.approx(9.0 * full["evidence"])
-    # an unfit critic: n̄′ = (7n + n) / 2 = 4n, a fraction √(1/4), and n̄ stays 7n
-    half, half_step = step(mean_evidence=7.0 * full["evidence"], critic_fits=False)
-    assert half["step_fraction"] == pytest.approx(0.5)
-    assert half["mean_evidence"] == 7.0 * full["evidence"]
-    torch.testing.assert_close(half_step, 0.5 * full_step)
-    fitted, fitted_step = step(mean_evidence=7.0 * full["evidence"])  # a fitting critic and n ≥ n̄′/10: TRPO's step
-    assert fitted["step_fraction"] == 1.0 and fitted["mean_evidence"] == pytest.approx(4.0 * full["evidence"])
-    torch.testing.assert_close(fitted_step, full_step)
 
 
 @pytest.mark.parametrize("advantage, message", [(float("nan"), "not finite"), (0.0, "policy gradient is zero")])
 def test_policy_update_skips_a_zero_or_non_finite_gradient_with_a_warning_that_says_which(trpo, advantage, message):
     agent, _ = tiny_agent(trpo)
     obs, _, actions, logprobs = sampled_batch(trpo, agent, 8)
-    before = trpo.flat_params(agent.actor_parameters()).clone()
+    before = flat(agent.actor_parameters()).clone()
     with pytest.warns(UserWarning, match=message):  # (constant advantages: nothing to learn)
         stats = trpo.trpo_policy_update(agent, obs, actions, logprobs, torch.full((8,), advantage, dtype=torch.float64),
                                         trpo.Args())
     assert stats["acceptance_step"] == 0
-    assert torch.equal(trpo.flat_params(agent.actor_parameters()), before)
+    assert torch.equal(flat(agent.actor_parameters()), before)
 
 
 def test_policy_update_improves_the_surrogate_written_out_within_the_trust_region(trpo):
@@ -387,10 +343,7 @@ def test_critic_update_steps_on_the_mse_with_its_l2_term_and_a_clipped_gradient(
         for p, g in zip(params, gradient):
             p -= 0.1 * g * 0.5 / norm  # θ ← θ − lr · g · max_grad_norm / ‖g‖
     optimizer = torch.optim.SGD(critic.parameters(), lr=0.1)
-    if is_continuous(trpo):
-        (loss,) = trpo.critic_update([critic], [optimizer], [returns], obs, args)
-    else:
-        loss = trpo.critic_update(critic, optimizer, returns, obs, args)
+    (loss,) = trpo.critic_update([critic], [optimizer], [returns], obs, args)
     assert loss == pytest.approx(mse.item(), rel=1e-6)  # the mean squared error, without the L2 term
     for ours, expected in zip(critic.parameters(), reference.parameters()):
         torch.testing.assert_close(ours, expected, rtol=0, atol=1e-6)
@@ -436,49 +389,6 @@ def test_running_statistics_merge_batches_exactly_and_normalization_clips_at_5(t
     np.testing.assert_allclose(trpo.normalize_obs(far, stats), [[5.0, -5.0, 3.0, 0.0]], atol=0.05)
     assert trpo.normalize_obs(far, stats)[0, :2].tolist() == [5.0, -5.0]  # clipped exactly
     assert np.array_equal(trpo.normalize_obs(far, None), far.astype(np.float32))  # without normalization
-
-
-def test_absorbing_a_settled_move_of_the_statistics_keeps_the_first_layers_function_of_the_raw_observation(trpo):
-    rng = np.random.default_rng(0)
-    old = trpo.RunningMeanStd((3,))
-    old.mean, old.var = np.array([1.0, -2.0, 0.5]), np.array([4.0, 0.25, 9.0])
-    new = copy.deepcopy(old)
-    new.mean = old.mean + np.array([0.005, -0.004, 0.5]) * np.sqrt(old.var)  # the third input moves by half a std
-    new.var = old.var * np.array([1.008, 0.995, 1.0]) ** 2  # σ′/σ = 1.008, 0.995, 1
-    layer = torch.nn.Linear(3, 4).double()
-    before = copy.deepcopy(layer)
-    trpo.absorb_statistics_move(layer, old, new)
-    s = rng.normal(old.mean, np.sqrt(old.var), size=(50, 3))  # raw observations, within the clip
-    normalized = lambda stats: torch.as_tensor((s - stats.mean) / np.sqrt(stats.var + 1e-8))
-    with torch.no_grad():  # W·diag(σ′/σ) and b + W(μ′ − μ)/σ on the settled inputs: the same outputs as before the move
-        moved_back = normalized(new).clone()
-        moved_back[:, 2] = normalized(old)[:, 2]  # the unsettled input reaches the layer as at every step
-        assert torch.allclose(layer(moved_back), before(normalized(old)), atol=1e-6)
-        assert torch.equal(layer.weight[:, 2], before.weight[:, 2])  # its column is left alone
-        assert not torch.allclose(layer(normalized(new)), before(normalized(old)), atol=1e-3)
-
-
-def test_a_share_of_a_settled_move_reaches_the_first_layer_as_if_the_statistics_had_moved_that_far(trpo):
-    old = trpo.RunningMeanStd((2,))
-    old.mean, old.var = np.array([1.0, -2.0]), np.array([4.0, 0.25])
-    new = copy.deepcopy(old)
-    new.mean, new.var = old.mean + np.array([0.006, -0.004]) * np.sqrt(old.var), old.var * np.array([1.008, 0.995]) ** 2
-    s = np.random.default_rng(1).normal(old.mean, np.sqrt(old.var), size=(50, 2))
-    at = lambda mean, std: torch.as_tensor((s - mean) / std)  # the input at statistics (μ, σ), without the 1e-8
-    std, new_std = np.sqrt(old.var + 1e-8), np.sqrt(new.var + 1e-8)
-    for share in [0.0, 0.3, 1.0]:
-        layer = torch.nn.Linear(2, 3).double()
-        before = copy.deepcopy(layer)
-        trpo.absorb_statistics_move(layer, old, new, share)
-        # W·diag(σ′/σ_f), b + W(μ′ − μ_f)/σ_f: at (μ′, σ′), the old layer's outputs at μ_f = μ + f(μ′ − μ),
-        # σ_f = σ(σ′/σ)^f; the old function (at μ, σ) only for f = 0
-        mean_f, std_f = old.mean + share * (new.mean - old.mean), std * (new_std / std) ** share
-        with torch.no_grad():
-            assert torch.allclose(layer(at(new.mean, new_std)), before(at(mean_f, std_f)), atol=1e-9)
-            assert torch.allclose(layer(at(new.mean, new_std)), before(at(old.mean, std)), atol=1e-9) == (share == 0)
-    # f = 1 (the last share) leaves the layer as it was: the move reaches its input whole
-    assert torch.allclose(layer.weight, before.weight, atol=1e-12)
-    assert torch.allclose(layer.bias, before.bias, atol=1e-12)
 
 
 def test_reward_scaler_divides_by_the_std_of_the_discounted_return_and_resets_it(trpo):

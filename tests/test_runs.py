@@ -30,8 +30,7 @@ class Script:
 COMMON_TAGS = ["charts/episodic_return", "charts/episodic_length", "charts/SPS", "charts/learning_rate",
                "losses/value_loss", "losses/explained_variance", "trpo/kl", "trpo/acceptance_step",
                "trpo/expected_improvement", "trpo/actual_improvement", "trpo/grad_norm", "trpo/xHx", "trpo/step_norm",
-               "trpo/rejected_not_finite", "trpo/rejected_no_improvement", "trpo/rejected_kl", "policy/entropy",
-               "trpo/evidence", "trpo/mean_evidence", "trpo/step_fraction"]
+               "trpo/rejected_not_finite", "trpo/rejected_no_improvement", "trpo/rejected_kl", "policy/entropy"]
 CONTINUOUS = Script(trpo_continuous, "trpo_continuous.py", "Pendulum-v1", "CartPole-v1", "trpo_discrete.py",
                     COMMON_TAGS + ["policy/std", "trpo/rejected_cost"])
 DISCRETE = Script(trpo_discrete, "trpo_discrete.py", "MountainCar-v0", "Pendulum-v1", "trpo_continuous.py", COMMON_TAGS)
@@ -82,7 +81,6 @@ def test_omnisafe_preset_loads_omnisafe_settings():
     args = trpo_continuous.parse_args(["--config", str(preset), "--env-id", "Pendulum-v1"])
     assert (args.num_envs, args.num_steps, args.critic_minibatch_size, args.update_epochs) == (1, 20000, 128, 10)
     assert (args.target_kl, args.cg_iters, args.backtrack_iters, args.weight_init) == (0.06, 15, 15, "pytorch")
-    assert args.evidence_decay == 0.0 and not args.absorb_statistics  # TRPO's step; statistics moving every step
     assert not args.normalize_reward and not args.anneal_lr and args.log_std_init == 0.0
     assert args.hidden_sizes == (64, 64) and args.env_id == "Pendulum-v1"
 
@@ -118,18 +116,13 @@ def test_evaluate_uses_the_saved_observation_statistics(script, in_tmp):
     assert evaluation["mean_return"] != pytest.approx(replay(lambda o: o.astype(np.float32)), rel=1e-5)
 
 
-@pytest.mark.parametrize("absorb", [True, False], ids=["absorbed", "every_step"])
-def test_observation_statistics_move_once_per_update_or_at_every_step(script, in_tmp, monkeypatch, absorb):
+def test_observation_statistics_move_at_every_step(script, in_tmp, monkeypatch):
     counts, original = [], script.module.normalize_obs
     monkeypatch.setattr(script.module, "normalize_obs",
                         lambda obs, stats: counts.append(stats.count) or original(obs, stats))
-    result = script.module.train(tiny(script, absorb_statistics=absorb, save_model=False, num_envs=2, num_steps=100,
-                                      total_timesteps=400))
+    result = script.module.train(tiny(script, save_model=False, num_envs=2, num_steps=100, total_timesteps=400))
     assert result["obs_rms"].count == pytest.approx(1e-4 + 2 + 400)  # the 2 first observations, then every step's
-    if absorb:  # fixed during each rollout: the first observations', then those and the first rollout's
-        assert sorted(set(counts)) == pytest.approx([1e-4 + 2, 1e-4 + 2 + 200])
-    else:
-        assert len(set(counts)) > 190
+    assert len(set(counts)) > 190  # each step's observations normalized by the statistics of all before them
 
 
 def test_truncated_episodes_bootstrap_from_their_final_observation(script, in_tmp, monkeypatch):
@@ -221,11 +214,6 @@ def test_bad_input_is_one_clear_line_and_writes_nothing(script, case, in_tmp, mo
     error = main_error(script, args)
     assert error.startswith("error: ") and message in error and "\n" not in error, error
     assert list(in_tmp.iterdir()) == []  # no runs/, no videos/
-
-
-def test_an_evidence_decay_of_1_is_one_clear_line(script, in_tmp):  # n̄ would never move from the second update's n
-    error = main_error(script, ["--env-id", script.tiny_env, "--evidence-decay", "1"])
-    assert error == "error: --evidence-decay must be in [0, 1), got 1.0" and not (in_tmp / "runs").exists()
 
 
 def test_cost_flags_on_an_env_without_cost_and_safety_ids_get_one_clear_line(in_tmp):
