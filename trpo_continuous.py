@@ -186,8 +186,7 @@ def normalize_obs(obs: np.ndarray, obs_rms: Optional[RunningMeanStd]) -> np.ndar
     return np.clip((obs - obs_rms.mean) / np.sqrt(obs_rms.var + 1e-8), -5.0, 5.0).astype(np.float32)
 
 class RewardScaler:
-    """r̃_t = r_t / sqrt(Var[G] + 1e-8), where G_t = γ G_{t−1} + r_t is each env's discounted return so far (0 at an
-    episode's start). A scale without a shift keeps every reward's sign."""
+    """r̃_t = r_t / √(Var[G] + 1e-8), G_t = γG_{t−1} + r_t each env's discounted return (0 at an episode's start)."""
 
     def __init__(self, num_envs: int, gamma: float):
         self.gamma, self.discounted_return, self.return_rms = gamma, np.zeros(num_envs), RunningMeanStd()
@@ -234,8 +233,7 @@ class Agent(nn.Module):
         return list(self.actor_mean.parameters()) + [self.actor_logstd]
 
     def gaussian(self, mean: torch.Tensor) -> Independent:
-        """N(mean, diag(σ²)) as one distribution of the action vector: its log-probability, entropy and KL are sums
-        over the action dimensions."""
+        """N(mean, diag(σ²)) of the action vector: its log-probability, entropy and KL sum over action dimensions."""
         return Independent(Normal(mean, self.actor_logstd.exp().expand_as(mean), validate_args=False), 1,
                            validate_args=False)
 
@@ -390,10 +388,9 @@ def backtracking_line_search(params, old_params, full_step, evaluate: Callable, 
 
 def trpo_policy_update(agent: Agent, obs, actions, old_logprobs, advantages, args: Args, cost_advantages=None,
                        cost_slack: float = math.inf) -> dict:
-    """One TRPO step: g = ∇L, x ≈ F⁻¹g by conjugate gradient, β = √(2δ / xᵀFx), the line search along βx (which
-    also tests the cost surrogate of cost_advantages, if given). A zero or non-finite g, or xᵀFx ≤ 0, skips the
-    update with a warning. Each mean is over all workers, so that they all take the same step. Returns the step's
-    statistics."""
+    """One TRPO step: g = ∇L, x ≈ F⁻¹g by conjugate gradient, β = √(2δ / xᵀFx), the line search along βx (testing
+    the cost surrogate of cost_advantages too, if given). A zero or non-finite g, or xᵀFx ≤ 0, skips the update with
+    a warning. Each mean is over all workers, so that they all take the same step. Returns the step's statistics."""
     params = agent.actor_parameters()
     cost_advantages = torch.zeros_like(advantages) if cost_advantages is None else cost_advantages
     with torch.no_grad():
@@ -871,9 +868,9 @@ def check_env(env_id: str, needs_cost: bool = False):
 def parse_args(argv=None) -> Args:
     """The command line as Args; with `--config PATH`, the yaml file's fields are the defaults that flags override."""
     args = tyro.cli(Args, args=argv)
-    config_path = args.config
-    if config_path is None:
+    if args.config is None:
         return args
+    config_path = args.config
     if not os.path.isfile(config_path):
         raise UsageError(f"no config file at {config_path!r}")
     with open(config_path) as f:

@@ -690,9 +690,9 @@ def check_env(env_id: str):
 def parse_args(argv=None) -> Args:
     """The command line as Args; with `--config PATH`, the yaml file's fields are the defaults that flags override."""
     args = tyro.cli(Args, args=argv)
-    config_path = args.config
-    if config_path is None:
+    if args.config is None:
         return args
+    config_path = args.config
     if not os.path.isfile(config_path):
         raise UsageError(f"no config file at {config_path!r}")
     with open(config_path) as f:
