@@ -83,7 +83,7 @@ class Args:
     pid_d_delay: int = 10  # the updates over which the PID rule measures the rise
     pid_p_ema_alpha: float = 0.95  # α of the PID rule's moving average of the violation
     pid_d_ema_alpha: float = 0.95  # α of the PID rule's moving average of the cost
-    pid_max: float = 100.0  # the PID rule's largest λ
+    pid_max: Optional[float] = None  # the PID rule's largest λ (none: no cap, as in OmniSafe's TRPOPID)
     cost_line_search: bool = False  # if toggled, the line search also refuses steps that raise the cost surrogate
     penalty_coef: float = 0.0  # κ: train on the penalized reward r − κ·c (OmniSafe's reward_penalty; 0: off)
 
@@ -180,7 +180,7 @@ class RunningMeanStd:
         return self
 
 def normalize_obs(obs: np.ndarray, obs_rms: Optional[RunningMeanStd]) -> np.ndarray:
-    """clip((s − μ) / sqrt(σ² + 1e-8), −5, 5) as float32 (the clip is OmniSafe's); s itself when obs_rms is None."""
+    """clip((s − μ) / √(σ² + 1e-8), −5, 5) as float32 (the clip is OmniSafe's); s itself when obs_rms is None."""
     if obs_rms is None:
         return obs.astype(np.float32)
     return np.clip((obs - obs_rms.mean) / np.sqrt(obs_rms.var + 1e-8), -5.0, 5.0).astype(np.float32)
@@ -206,7 +206,7 @@ def layer_init(layer: nn.Linear, std: float = np.sqrt(2), bias_const: float = 0.
     return layer
 
 def mlp(in_dim: int, out_dim: int, out_std: float, args: Args) -> nn.Sequential:
-    """An MLP of args.hidden_sizes; with orthogonal initialization out_std scales its last layer."""
+    """An MLP of args.hidden_sizes; with orthogonal initialization, out_std scales its last layer."""
     init = layer_init if args.weight_init == "orthogonal" else lambda layer, std=None: layer
     layers, last = [], in_dim
     for size in args.hidden_sizes:
@@ -292,15 +292,16 @@ def adam_lagrange_step(multiplier, moments, mean_episode_cost, cost_limit, lr, b
 
 def pid_lagrange_step(pid: dict, mean_episode_cost: float, args: Args) -> tuple:
     """Stooke et al.'s PID Lagrangian as OmniSafe runs it, on e = J_c − d: I ← max(0, I + K_i e), p ← α_p p +
-    (1 − α_p)e, c ← α_d c + (1 − α_d)J_c, λ = min(max(0, K_p p + I + K_d max(0, c − c′)), λ_max), c′ the c of
-    pid_d_delay updates before (0 until then). Returns (λ, its memory); with K_p = K_d = 0 it is the gradient rule."""
+    (1 − α_p)e, c ← α_d c + (1 − α_d)J_c, λ = max(0, K_p p + I + K_d max(0, c − c′)), c′ the c of pid_d_delay updates
+    before (0 until then), capped at pid_max if set. Returns (λ, its memory); K_p = K_d = 0 gives the gradient rule."""
     violation = mean_episode_cost - args.cost_limit
     integral = max(0.0, pid["integral"] + args.pid_ki * violation)
     p = args.pid_p_ema_alpha * pid["p"] + (1 - args.pid_p_ema_alpha) * violation
     c = args.pid_d_ema_alpha * pid["c"] + (1 - args.pid_d_ema_alpha) * mean_episode_cost
     multiplier = max(0.0, args.pid_kp * p + integral + args.pid_kd * max(0.0, c - pid["history"][0]))
     history = (pid["history"] + [c])[-args.pid_d_delay:]
-    return min(multiplier, args.pid_max), dict(integral=integral, p=p, c=c, history=history)
+    capped = multiplier if args.pid_max is None else min(multiplier, args.pid_max)
+    return capped, dict(integral=integral, p=p, c=c, history=history)
 
 def update_lagrange(lagrange: dict, episode_costs: list, args: Args) -> dict:
     """λ and its rule's memory, moved by --lagrange-update's rule on J_c, the mean cost of the last cost_window
@@ -563,11 +564,10 @@ def train(args: Args) -> dict:
 
         # Advantages: each critic's GAE, from its values of the whole rollout in one batched call
         b_obs = torch.from_numpy(obs.reshape(-1, obs_dim)).to(device)
-        next_obs = normalize_obs(next_raw_obs, obs_rms)
         values, advantages, returns = [], [], []
         for critic, signal, gamma, gae_lambda in zip(critics, signals, gammas, gae_lambdas):
             values.append(values_of(critic, obs.reshape(-1, obs_dim), device).reshape(num_steps, args.num_envs))
-            next_value = values_of(critic, next_obs, device)
+            next_value = values_of(critic, normalize_obs(next_raw_obs, obs_rms), device)
             advantage, ret = compute_gae(signal, values[-1], dones, next_value, next_done, gamma, gae_lambda)
             advantages.append(torch.from_numpy(advantage.reshape(-1)).to(device))
             returns.append(torch.from_numpy(ret.reshape(-1)).to(device))
@@ -685,8 +685,8 @@ def training_state(args: Args, run_name: str, global_step: int, iteration: int, 
                    obs_rms, reward_scaler, lagrange: dict) -> dict:
     """All a run needs to go on (the weights, the critics' optimizers, the statistics, ...), but the episodes in
     progress: a resumed run starts new ones."""
-    return {"format": "trpo_continuous", "args": training_arguments(args), "run_name": run_name, "global_step": global_step,
-            "iteration": iteration, "agent": agent.state_dict(),
+    return {"format": "trpo_continuous", "args": training_arguments(args), "run_name": run_name,
+            "global_step": global_step, "iteration": iteration, "agent": agent.state_dict(),
             "optimizers": [optimizer.state_dict() for optimizer in optimizers],
             "obs_rms": obs_rms.state_dict() if obs_rms is not None else None,
             "return_rms": reward_scaler.return_rms.state_dict() if reward_scaler is not None else None,

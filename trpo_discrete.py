@@ -176,7 +176,7 @@ class Agent(nn.Module):
         return self.categorical(self.actor(obs))
 
 def values_of(critic: nn.Module, obs: np.ndarray, device) -> np.ndarray:
-    """The critic's V(s) of a batch of normalized observations, as a NumPy array."""
+    """A critic's V(s) of a batch of normalized observations, as a NumPy array."""
     with torch.inference_mode():
         return critic(torch.from_numpy(obs).to(device)).squeeze(-1).cpu().numpy()
 
@@ -449,7 +449,8 @@ def train(args: Args) -> dict:
 
         # Logs (rank 0): the episodes, CleanRL's charts, the critic's fit, the TRPO step, the policy
         sps = int((global_step - start_step) / (time.time() - start_time))
-        fit = explained_variance(torch.from_numpy(values.reshape(-1)).to(device), b_returns)  # of the values before the fit
+        # the explained variance of the values before the critic's fit
+        fit = explained_variance(torch.from_numpy(values.reshape(-1)).to(device), b_returns)
         if rank == 0:
             for step_ended, episodic_return, length, cost in episodes:
                 recent_returns.append(episodic_return)
@@ -524,8 +525,8 @@ def training_state(args: Args, run_name: str, global_step: int, iteration: int, 
                    obs_rms, reward_scaler) -> dict:
     """All a run needs to go on (the weights, the critics' optimizers, the statistics, ...), but the episodes in
     progress: a resumed run starts new ones."""
-    return {"format": "trpo_discrete", "args": training_arguments(args), "run_name": run_name, "global_step": global_step,
-            "iteration": iteration, "agent": agent.state_dict(),
+    return {"format": "trpo_discrete", "args": training_arguments(args), "run_name": run_name,
+            "global_step": global_step, "iteration": iteration, "agent": agent.state_dict(),
             "optimizers": [optimizer.state_dict() for optimizer in optimizers],
             "obs_rms": obs_rms.state_dict() if obs_rms is not None else None,
             "return_rms": reward_scaler.return_rms.state_dict() if reward_scaler is not None else None}

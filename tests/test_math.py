@@ -482,22 +482,24 @@ def test_adam_multiplier_update_is_adam_on_minus_lambda_times_the_violation():
 
 
 class PIDByHand:
-    """The PID Lagrangian of Stooke, Achiam and Abbeel (2020) with OmniSafe 0.5.0's moving averages, delay and cap,
-    written out from its equations with a deque (not the script's spelling)."""
+    """The PID Lagrangian of Stooke, Achiam and Abbeel (2020) with OmniSafe 0.5.0's moving averages and delay (its
+    TRPOPID caps nothing), written out from its equations with a deque (not the script's spelling)."""
 
     def __init__(self, args):
         self.args, self.integral, self.p, self.c = args, args.lagrange_multiplier_init, 0.0, 0.0
         self.past = collections.deque([0.0], maxlen=args.pid_d_delay)  # the moving averages of the cost, oldest first
+        self.unprojected = []  # I + K_i e before each projection at 0
 
     def update(self, cost):
         a = self.args
         error = cost - a.cost_limit
-        self.integral = max(0.0, self.integral + a.pid_ki * error)
+        self.unprojected.append(self.integral + a.pid_ki * error)
+        self.integral = max(0.0, self.unprojected[-1])
         self.p = a.pid_p_ema_alpha * self.p + (1 - a.pid_p_ema_alpha) * error
         self.c = a.pid_d_ema_alpha * self.c + (1 - a.pid_d_ema_alpha) * cost
         derivative = max(0.0, self.c - self.past[0])
         self.past.append(self.c)
-        return min(max(0.0, a.pid_kp * self.p + self.integral + a.pid_kd * derivative), a.pid_max)
+        return max(0.0, a.pid_kp * self.p + self.integral + a.pid_kd * derivative)
 
 
 def start(args):
@@ -511,18 +513,8 @@ def test_pid_multiplier_rule_follows_omnisafes_equations_and_reduces_to_the_grad
     # the first step by hand, OmniSafe's defaults: e = 15, I = 0.001 + 0.15, p = 0.05·15, c = 0.05·40, rise c − 0
     state = trpo.update_lagrange(start(args), [40.0], args)
     assert state["multiplier"] == pytest.approx(0.1 * 0.75 + 0.151 + 0.01 * 2.0)
-    # a long sequence, over and under the limit, with a short delay, a strong derivative and a cap that binds
-    args = trpo.Args(cost_limit=25.0, lagrange_update="pid", lagrange_multiplier_init=0.5, pid_kp=0.5, pid_ki=0.02,
-                     pid_kd=0.3, pid_d_delay=3, pid_p_ema_alpha=0.8, pid_d_ema_alpha=0.6, pid_max=4.0)
-    by_hand, state = PIDByHand(args), start(args)
-    costs = [40.0, 90.0, 60.0, 20.0, 5.0, 0.0, 30.0, 120.0, 150.0, 80.0, 10.0] + [0.0] * 8 + [26.0, 70.0, 30.0]
-    multipliers = []
-    for cost in costs:
-        state = trpo.update_lagrange(state, [cost], args)
-        multipliers.append(state["multiplier"])
-        assert state["multiplier"] == pytest.approx(by_hand.update(cost), abs=1e-12)
-    assert max(multipliers) == 4.0 and min(multipliers) == 0.0  # the cap and the projection both acted
     # K_p = K_d = 0: the gradient rule with η = K_i, step for step
+    costs = [40.0, 90.0, 60.0, 20.0, 5.0, 0.0, 30.0, 120.0, 150.0, 80.0, 10.0] + [0.0] * 8 + [26.0, 70.0, 30.0]
     gradient_args = trpo.Args(cost_limit=25.0, lagrange_lr=0.01, lagrange_multiplier_init=0.5)
     pid_args = trpo.Args(cost_limit=25.0, lagrange_update="pid", pid_kp=0.0, pid_ki=0.01, pid_kd=0.0,
                          lagrange_multiplier_init=0.5)
@@ -531,6 +523,32 @@ def test_pid_multiplier_rule_follows_omnisafes_equations_and_reduces_to_the_grad
         gradient = trpo.update_lagrange(gradient, [cost], gradient_args)
         pid = trpo.update_lagrange(pid, [cost], pid_args)
         assert pid["multiplier"] == pytest.approx(gradient["multiplier"], abs=1e-12)
+
+
+def test_pid_multiplier_rule_step_for_step_where_every_term_shows():
+    """Distinct gains, α_p ≠ α_d and a delay of 3, through costs that rise and fall unevenly: λ stays above 0 and
+    every term moves it, so a delay one longer or shorter, swapped moving averages, a derivative of the raw cost, an
+    integral let below 0, or any cap under the 240 it reaches changes a value."""
+    trpo = trpo_continuous
+    args = trpo.Args(cost_limit=25.0, lagrange_update="pid", lagrange_multiplier_init=0.5, pid_kp=0.5, pid_ki=0.05,
+                     pid_kd=0.8, pid_d_delay=3, pid_p_ema_alpha=0.8, pid_d_ema_alpha=0.6)
+    assert args.pid_max is None  # OmniSafe's TRPOPID caps nothing
+    # a fall that takes the integral to its floor (λ held up by the P and D terms), uneven rises, then a long climb
+    costs = [40.0, 5.0, 10.0, 40.0, 100.0, 30.0, 110.0, 60.0, 120.0, 155.0, 35.0, 15.0, 145.0, 105.0, 35.0, 90.0]
+    costs += [1000.0 + 200.0 * k for k in range(20)]
+    by_hand, state, multipliers = PIDByHand(args), start(args), []
+    for cost in costs:
+        state = trpo.update_lagrange(state, [cost], args)
+        multipliers.append(state["multiplier"])
+        assert state["multiplier"] == pytest.approx(by_hand.update(cost), rel=1e-12, abs=1e-12)
+    assert min(multipliers) > 0.0  # the floor never binds
+    assert min(by_hand.unprojected) < 0.0  # the integral's projection acted
+    assert max(multipliers) > 200.0  # past the old cap of 100: no cap
+    capped = trpo.Args(**{**vars(args), "pid_max": 4.0})  # --pid-max, for those who want one
+    state = start(capped)
+    for cost, uncapped in zip(costs, multipliers):
+        state = trpo.update_lagrange(state, [cost], capped)
+        assert state["multiplier"] == min(uncapped, 4.0)
 
 
 def test_the_cost_window_averages_the_last_episodes_across_rollouts():

@@ -1,4 +1,5 @@
 """Both scripts as researchers run them: short training runs, logging, saving, evaluation, bad input."""
+import dataclasses
 import importlib.util
 import math
 import shutil
@@ -83,6 +84,20 @@ def test_omnisafe_preset_loads_omnisafe_settings():
     assert (args.target_kl, args.cg_iters, args.backtrack_iters, args.weight_init) == (0.06, 15, 15, "pytorch")
     assert not args.normalize_reward and not args.anneal_lr and args.log_std_init == 0.0
     assert args.hidden_sizes == (64, 64) and args.env_id == "Pendulum-v1"
+
+
+def test_trpopid_preset_is_the_omnisafe_preset_with_omnisafes_pid_lagrangian():
+    """benchmark/presets/omnisafe_trpopid.yaml, the recommended safe-RL configuration: the TRPO preset at OmniSafe's
+    per-dimension target_kl, and only the TRPOPID fields beside it (λ₀ 0.001, J_c over 50 episodes, Â_c centred)."""
+    presets = Path(__file__).parent.parent / "benchmark" / "presets"
+    trpopid = trpo_continuous.parse_args(["--config", str(presets / "omnisafe_trpopid.yaml"), "--env-id", "Pendulum-v1"])
+    trpo = trpo_continuous.parse_args(["--config", str(presets / "omnisafe.yaml"), "--env-id", "Pendulum-v1",
+                                       "--target-kl", "0.01"])
+    differ = {name for name, value in dataclasses.asdict(trpopid).items() if value != getattr(trpo, name)}
+    assert differ == {"config", "cost_limit", "lagrange_update", "lagrange_multiplier_init", "cost_window",
+                      "standardize_cost_advantages"}
+    assert (trpopid.cost_limit, trpopid.lagrange_update, trpopid.lagrange_multiplier_init) == (25.0, "pid", 0.001)
+    assert trpopid.cost_window == 50 and not trpopid.standardize_cost_advantages and trpopid.pid_max is None
 
 
 def test_evaluate_uses_the_saved_observation_statistics(script, in_tmp):
