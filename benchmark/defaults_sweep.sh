@@ -7,7 +7,9 @@
 # Each candidate is a set of flags; exp_name names it (no_anneal: the defaults since commit 4c21e92; tianshou:
 # those from 03cbb47 to 4c21e92). The committed runs were made with commit 2a0117d's scripts and later ones (each
 # stage names its commit), whose --num-minibatches K gave the same minibatches as --critic-minibatch-size
-# batch/K here (1, 8 and 16).
+# batch/K here (1, 8 and 16). The stages of the evidence step and the absorbed statistics (8 to 11, and the
+# discrete stage's runs with those flags) need flags and probes that the scripts no longer have: they are in git at
+# commit b09fbae (git checkout b09fbae; benchmark/README.md there has their commands).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}
@@ -103,64 +105,17 @@ case ${1:-} in
     cont no_anneal "--no-anneal-lr" "0 1 2" HalfCheetah-v4
     cont tianshou "$TIANSHOU" "1 2" Ant-v4
     cont no_anneal "--no-anneal-lr" "0 1 2" Ant-v4 SafetyHalfCheetahVelocity-v1 ;;
-  # Stage 8, commit 7827748's scripts (the defaults since: the evidence step and absorbed observation statistics; the
-  # stages above ran TRPO's step and statistics moving every step, --evidence-decay 0 --no-absorb-statistics today),
-  # two at a time; the safe cheetah's runs: bash benchmark/safe_rl.sh halfcheetah-setting lag_gradient_absorbed "0 1 2".
-  stage8)
+  # Ant-v4 seeds 3 to 5 at the defaults (TRPO's step; with the scripts of 882e11d to b09fbae they took
+  # --evidence-decay 0 --no-absorb-statistics, the default since).
+  ant-seeds)
     RUN="$PYTHON benchmark/run.py --results-dir $RESULTS --workers 2"
-    cont evidence_absorbed "" "0 1 2" SafetyPointGoal1-v0 HalfCheetah-v4 Hopper-v4 Ant-v4 Pendulum-v1:200000 \
-      InvertedDoublePendulum-v4 ;;
-  # Stage 9, commit 882e11d's scripts (the defaults since: a settled move of the statistics reaches the networks in
-  # the share of the step the update took), two at a time; the safe cheetah's: bash benchmark/safe_rl.sh
-  # halfcheetah-setting lag_partial_absorbed "0 1 2". Then Ant-v4 seeds 3 to 5, at these defaults and before 7827748.
-  stage9)
-    RUN="$PYTHON benchmark/run.py --results-dir $RESULTS --workers 2"
-    cont partial_absorbed "" "0 1 2" SafetyPointGoal1-v0 Ant-v4 HalfCheetah-v4 Hopper-v4 Pendulum-v1:200000 ;;
-  stage9-ant)
-    RUN="$PYTHON benchmark/run.py --results-dir $RESULTS --workers 2"
-    cont partial_absorbed "" "3 4 5" Ant-v4
-    cont no_anneal "--evidence-decay 0 --no-absorb-statistics" "3 4 5" Ant-v4 ;;
-  # Stage 10, commit c87fced's scripts (882e11d's update), two at a time: the two levers on the step for Ant-v4, each
-  # against InvertedDoublePendulum's top (δ 1.5×; a full step for any batch with half the mean evidence, the probe's
-  # runs in results/collapse), and InvertedDoublePendulum's seeds 3 to 5 at the defaults.
-  stage10)
-    RUN="$PYTHON benchmark/run.py --results-dir $RESULTS --workers 2"
-    cont kl015 "--target-kl 0.015" "0 1 2 3 4 5" InvertedDoublePendulum-v4
-    cont kl015 "--target-kl 0.015" "0 1 2 3" Ant-v4
-    cont partial_absorbed "" "3 4 5" InvertedDoublePendulum-v4
-    SHARE=0.5 $PYTHON benchmark/run.py --results-dir benchmark/results/collapse --workers 2 \
-      --script benchmark/probe_evidence_share --env-ids InvertedDoublePendulum-v4 --seeds 0 1 2 \
-      --script-args="--exp-name share_half --total-timesteps 1000000"
-    SHARE=0.5 $PYTHON benchmark/run.py --results-dir benchmark/results/collapse --workers 2 \
-      --script benchmark/probe_evidence_share --env-ids Ant-v4 --seeds 0 1 2 3 4 5 \
-      --script-args="--exp-name share_half --total-timesteps 1000000" ;;
-  # Stage 11, the critic-fit rule (the defaults since it went into the scripts: TRPO's step where the critic fits and
-  # n ≥ n̄/10), into results/collapse, two at a time. The committed fit_switch0.1 runs ran
-  # benchmark/probe_critic_fit.patch (PROBE_SWITCH=1 PROBE_SWITCH_MIN=0.1) on the scripts of 7f420b2, whose runs end
-  # on the script's parameters bit for bit; the defaults' Hopper-v4 seeds 3 to 5 (partial_absorbed, results/defaults)
-  # ran the scripts of 1ca409a (882e11d's update).
-  stage11)
-    RUN="$PYTHON benchmark/run.py --results-dir benchmark/results/collapse --workers 2"
-    cont fit_switch0.1 "" "0 1 2 3 4 5" InvertedDoublePendulum-v4 Ant-v4 Hopper-v4
-    cont fit_switch0.1 "" "0 1 2" HalfCheetah-v4 Pendulum-v1:200000 SafetyPointGoal1-v0
-    cont lag_fit_switch0.1 "--cost-limit 25" "0 1 2" SafetyHalfCheetahVelocity-v1 ;;
-  stage11-discrete)
-    RUN="$PYTHON benchmark/run.py --results-dir benchmark/results/discrete --workers 2"
-    disc acro_ev_fit "--evidence-decay 0.99 --absorb-statistics --total-timesteps 300000" "0 1 2" Acrobot-v1
-    disc ev1m_fit "--evidence-decay 0.99 --absorb-statistics --total-timesteps 1000000" "0 1 2 3 4" CartPole-v1 ;;
-  # trpo_discrete.py: TRPO's step (its defaults) against the evidence step and the absorbed statistics, each alone
-  # and together, into results/discrete. cp1m and acro ran the script of 0aa874a, the rest the script of e938191
-  # (whose defaults were --evidence-decay 0.99 --absorb-statistics), the same update as today's with these flags.
+    cont no_anneal "--no-anneal-lr" "3 4 5" Ant-v4 ;;
+  # trpo_discrete.py past its budget, into results/discrete (the script of 0aa874a): CartPole-v1 to 1M steps,
+  # Acrobot-v1 to 300k.
   discrete)
     RUN="$PYTHON benchmark/run.py --results-dir benchmark/results/discrete --workers 2"
-    EVIDENCE="--evidence-decay 0.99 --absorb-statistics"
     disc cp1m "--total-timesteps 1000000" "0 1 2 3 4" CartPole-v1
-    disc ev1m "$EVIDENCE --total-timesteps 1000000" "0 1 2 3 4" CartPole-v1
-    disc absonly1m "--absorb-statistics --total-timesteps 1000000" "0 1 2" CartPole-v1
-    disc ev100k "$EVIDENCE" "0 1 2" CartPole-v1
-    disc acro "--total-timesteps 300000" "0 1 2" Acrobot-v1
-    disc acro_ev "$EVIDENCE --total-timesteps 300000" "0 1 2" Acrobot-v1
-    disc acro_evonly "--evidence-decay 0.99" "0 1 2" Acrobot-v1
-    disc acro_absonly "--absorb-statistics" "0 1 2" Acrobot-v1 ;;
-  *) echo "usage: $0 screen-point|screen-rest|screen-point-2048|screen-point-4096|stage3|stage4|stage5-point|stage5-rest|stage6|stage7-point|stage7-rest|stage8|stage9|stage9-ant|stage10|stage11|stage11-discrete|discrete" >&2; exit 2 ;;
+    disc acro "--total-timesteps 300000" "0 1 2" Acrobot-v1 ;;
+  *) echo "usage: $0 screen-point|screen-rest|screen-point-2048|screen-point-4096|stage3|stage4|stage5-point|stage5-rest|stage6|stage7-point|stage7-rest|ant-seeds|discrete" >&2
+     exit 2 ;;
 esac

@@ -9,10 +9,12 @@ TRPO-Lagrangian with --lagrange-update pid --cost-line-search --cost-limit 25 on
 every env ends two episodes, so λ moves twice), (c) trpo_discrete.py on CartPole-v1 at the defaults; 40960 steps each
 (about 3 minutes in all). Each run's final parameters and λ go to OUT/<case>.pt; with --compare, each is checked
 against the other folder's: bit for bit, or the largest difference. --set gives further arguments to every case whose
-script has them, e.g. a newer script's flags that restore the older defaults:
+script has them, e.g. the flags of an older version that give today's defaults (commit b09fbae's scripts took the
+evidence step and absorbed statistics by default; today's take TRPO's step):
 
-    python benchmark/identity.py --scripts . --out /tmp/identity-after --compare /tmp/identity-before \
-        --set evidence_decay=0 absorb_statistics=false"""
+    git worktree add /tmp/b09 b09fbae
+    python benchmark/identity.py --scripts /tmp/b09 --out /tmp/identity-b09 --set evidence_decay=0 absorb_statistics=false
+    python benchmark/identity.py --scripts . --out /tmp/identity-now --compare /tmp/identity-b09"""
 import argparse
 import dataclasses
 import importlib

@@ -1,46 +1,37 @@
 #!/usr/bin/env bash
-# The runs behind the README's results (benchmark/results/main), two at a time on 2 cores (OmniSafe's one at a
-# time): about 6 hours.
-# Each line of run.py runs `<script>.py --env-id ENV --seed SEED --save-model <script-args>` for every env × seed.
+# The README's results table, one target per row: 3 seeds each at the scripts' defaults (1M steps unless the row says
+# otherwise), into benchmark/results/readme, then report.py writes its report.md and one PNG per task.
+#   bash benchmark/main.sh                 # every row, one run at a time
+#   bash benchmark/main.sh hopper ant      # some rows; WORKERS=2 runs two at a time (one core each)
+# Rows: halfcheetah hopper ant idp pendulum point point-preset safe-cheetah cartpole
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}
-RUN="$PYTHON benchmark/run.py --results-dir benchmark/results/main --workers 2"
+RESULTS=${RESULTS:-benchmark/results/readme}
+RUN="$PYTHON benchmark/run.py --results-dir $RESULTS --workers ${WORKERS:-1} --seeds 0 1 2"
+ROWS="halfcheetah hopper ant idp pendulum point point-preset safe-cheetah cartpole"
 
-# OmniSafe's configuration, the scripts' defaults when these runs were made (before commit 03cbb47): the preset
-# with orthogonal initialization and critic minibatches of 125.
-OMNISAFE_CONFIG="--config $PWD/benchmark/presets/omnisafe.yaml --weight-init orthogonal --critic-minibatch-size 125"
+row() {
+  case $1 in
+    halfcheetah) $RUN --env-ids HalfCheetah-v4 --script-args="--exp-name defaults" ;;
+    hopper) $RUN --env-ids Hopper-v4 --script-args="--exp-name defaults" ;;
+    ant) $RUN --env-ids Ant-v4 --script-args="--exp-name defaults" ;;
+    idp) $RUN --env-ids InvertedDoublePendulum-v4 --script-args="--exp-name defaults" ;;
+    pendulum) $RUN --env-ids Pendulum-v1 --script-args="--exp-name defaults --total-timesteps 200000" ;;
+    point) $RUN --env-ids SafetyPointGoal1-v0 --script-args="--exp-name defaults" ;;
+    # OmniSafe's TRPO configuration with its target_kl and cg_damping scaled to 2 action dimensions (run.py starts
+    # each run in the results folder: the preset's path is absolute). The damping's check, seed 0 at 0.1: run.py
+    # --results-dir benchmark/results/readme --seeds 0 --env-ids SafetyPointGoal1-v0 --script-args="--config
+    # $PWD/benchmark/presets/omnisafe.yaml --target-kl 0.02 --exp-name omnisafe_preset"
+    point-preset) $RUN --env-ids SafetyPointGoal1-v0 --script-args="--config $PWD/benchmark/presets/omnisafe.yaml \
+      --target-kl 0.02 --cg-damping 0.2 --exp-name omnisafe_preset_damping0.2" ;;
+    safe-cheetah) $RUN --env-ids SafetyHalfCheetahVelocity-v1 --script-args="--cost-limit 25 --exp-name lag25" ;;
+    cartpole) $RUN --script trpo_discrete --env-ids CartPole-v1 --script-args="--exp-name defaults" ;;
+    *) echo "usage: $0 [ROW...], ROW one of: $ROWS" >&2; exit 2 ;;
+  esac
+}
 
-# trpo_continuous.py: the trust region δ in summed-KL units. 0.02 is OmniSafe's 0.01 on PointGoal1's 2 action
-# dimensions, 0.06 is the same on HalfCheetah's 6 (the preset's, chosen by this benchmark).
-$RUN --env-ids HalfCheetah-v4 --seeds 0 1 2 --script-args="$OMNISAFE_CONFIG --target-kl 0.02 --exp-name kl0.02"
-$RUN --env-ids HalfCheetah-v4 --seeds 0 1 2 --script-args="$OMNISAFE_CONFIG --target-kl 0.06 --exp-name kl0.06"
-$RUN --env-ids SafetyPointGoal1-v0 --seeds 0 --script-args="$OMNISAFE_CONFIG --target-kl 0.02 --exp-name kl0.02"
-$RUN --env-ids SafetyPointGoal1-v0 --seeds 0 1 2 --script-args="$OMNISAFE_CONFIG --target-kl 0.06 --exp-name kl0.06"
-# OmniSafe's configuration on more tasks. (Hopper-v4 seeds 0 and 1 were run without --save-model: no eval column.)
-$RUN --env-ids Hopper-v4 SafetyHalfCheetahVelocity-v1 --seeds 0 1 2 --script-args="$OMNISAFE_CONFIG"
-
-# trpo_discrete.py: its defaults (SB3-contrib's CartPole settings), then the continuous script's settings.
-$RUN --script trpo_discrete --env-ids CartPole-v1 --seeds 0 1 2
-$RUN --script trpo_discrete --env-ids CartPole-v1 --seeds 0 --script-args="--exp-name continuous_defaults \
-  --num-envs 1 --num-steps 20000 --gae-lambda 0.95 --cg-damping 0.1 --update-epochs 10 --critic-minibatch-size 125"
-
-# TRPO-Lagrangian (issue: safe RL), beside the plain runs above: cost limit 25, OmniSafe's configuration.
-$RUN --env-ids SafetyHalfCheetahVelocity-v1 SafetyPointGoal1-v0 --seeds 0 1 2 --script-args="$OMNISAFE_CONFIG --cost-limit 25 --exp-name lag25"
-
-# OmniSafe's weight initialization (PyTorch's default) against ours (orthogonal), on the task OmniSafe ran too.
-$RUN --env-ids SafetyHalfCheetahVelocity-v1 Hopper-v4 SafetyPointGoal1-v0 --seeds 0 1 2 --script-args="$OMNISAFE_CONFIG --weight-init pytorch --exp-name init_pytorch"
-
-# OmniSafe 0.5.0's own TRPO at our budget (its defaults, which ours follow; after bash benchmark/peers/setup.sh),
-# into benchmark/results/main/omnisafe, which report.py reads as exp_name omnisafe-TRPO.
-OMNISAFE="benchmark/peers/.venv-omnisafe/bin/python benchmark/peers/omnisafe_trpo.py --total-timesteps 1000000 \
-  --num-steps 20000 --minibatch-size 125"
-for seed in 0 1 2; do
-  $OMNISAFE --env-id SafetyPointGoal1-v0 --seed $seed --log-dir benchmark/results/main/omnisafe
-  $OMNISAFE --env-id SafetyHalfCheetahVelocity-v1 --seed $seed --log-dir benchmark/results/main/omnisafe
+for target in ${@:-$ROWS}; do
+  row "$target"
 done
-
-# Tables and plots: benchmark/results/main/report.md and one PNG per env.
-$PYTHON benchmark/report.py benchmark/results/main
-
-# Speed: benchmark/speed.sh (the README's speed table, alone on the machine).
+$PYTHON benchmark/report.py "$RESULTS" > /dev/null

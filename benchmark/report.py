@@ -11,14 +11,15 @@ OmniSafe's own runs (benchmark/peers/omnisafe_trpo.py --log-dir <results-dir>/om
 their progress.csv and reported as exp_name `omnisafe-<algo>`: each of their points is already a mean, of the
 last 50 episodes (its logger's window), so they are not averaged again.
 
-return / cost: the mean over the last `window` episodes (the window of the console and of train());
-eval: the mean return of the deterministic evaluation that `--save-model` runs; steps to threshold: the
-first step at which the moving mean return reaches the env's threshold; "return at S": the moving mean at
+return / cost: the mean over the last `window` episodes (the window of the console and of train()); best: the
+largest mean return of `window` consecutive episodes of the run (its best point, which Tianshou reports; OmniSafe's:
+its best logged mean); eval: the mean return of the deterministic evaluation that `--save-model` runs; steps to
+threshold: the first step at which the moving mean return reaches the env's threshold; "return at S": the moving mean at
 S = k/curve_points of the env's total_timesteps, k = 1, 2, ...: a coarse learning curve in numbers; over limit: for
 a run with a --cost-limit, the fraction of its episodes after the first `over_limit_after` steps whose cost
 exceeds the limit (OmniSafe's: of its epochs' mean costs), and their mean cost ("cost after": unlike the last
 window's, it does not depend on where λ's oscillation stands at the end). Runs with a Lagrange multiplier get a
-third panel, λ."""
+third panel, λ. Over seeds, "mean ± std" is NumPy's population std (ddof 0)."""
 import csv
 import glob
 import gzip
@@ -126,6 +127,15 @@ def read_curve_csv(path: str) -> tuple:
     return run_args, series
 
 
+def best_mean(values: np.ndarray, window: int) -> float:
+    """The largest mean of `window` consecutive values (of all of them when there are fewer; nan when none)."""
+    if len(values) == 0:
+        return float("nan")
+    window = min(window, len(values))
+    cumulative = np.concatenate([[0.0], np.cumsum(values)])
+    return float((cumulative[window:] - cumulative[:-window]).max() / window)
+
+
 def load_run(run_args: dict, series: dict, name: str, args: Args) -> dict:
     """One run's summary and curves, from its arguments and its {tag: (steps, values, wall_times)}."""
     empty = (np.array([], int), np.array([]), np.array([]))
@@ -151,6 +161,7 @@ def load_run(run_args: dict, series: dict, name: str, args: Args) -> dict:
             "over_limit": over_limit(cost_steps, costs, run_args.get("cost_limit"), args.over_limit_after),
             "cost_after": cost_after(cost_steps, costs, run_args.get("cost_limit"), args.over_limit_after),
             "return": moving_mean_at(steps, returns, [last_step], args.window)[0],
+            "best": best_mean(returns, args.window),
             "cost": moving_mean_at(cost_steps, costs, [last_step], args.window)[0],
             "eval": eval_returns.mean() if len(eval_returns) else float("nan"), "reached": reached, "sps": sps[-1],
             "wall_min": (sps_walls[-1] - first_wall) / 60}
@@ -193,7 +204,8 @@ def load_omnisafe_run(progress_csv: str, args: Args) -> dict:
             "multiplier": (steps[: len(multipliers)], multipliers),
             "over_limit": over_limit(steps, costs, lagrange.get("cost_limit"), args.over_limit_after),
             "cost_after": cost_after(steps, costs, lagrange.get("cost_limit"), args.over_limit_after),
-            "return": returns[-1], "cost": costs[-1], "eval": float("nan"), "reached": reached,
+            "return": returns[-1], "best": best_mean(returns, 1), "cost": costs[-1], "eval": float("nan"),
+            "reached": reached,
             "sps": steps[-1] / wall, "wall_min": wall / 60}
 
 
@@ -212,7 +224,8 @@ def env_tables(runs: list, args: Args) -> list:
     with_cost = any(not np.isnan(r["cost"]) for r in runs)
     with_limit = any(not np.isnan(r["over_limit"]) for r in runs)
     over = [f"over limit after {args.over_limit_after}", f"cost after {args.over_limit_after}"]
-    header = ["exp_name", "seed", "steps", "return"] + ["cost"] * with_cost + over * with_limit + ["eval return"]
+    best = f"best {args.window}"
+    header = ["exp_name", "seed", "steps", "return", best] + ["cost"] * with_cost + over * with_limit + ["eval return"]
     threshold = args.thresholds.get(runs[0]["env"])
     header += [f"steps to {threshold:g}"] if threshold is not None else []
     header += ["SPS", "wall (min)"]
@@ -223,7 +236,8 @@ def env_tables(runs: list, args: Args) -> list:
     for r in runs:
         steps, returns, cost_steps, costs = r["episodes"]
         curve = zip(moving_mean_at(steps, returns, at, r["window"]), moving_mean_at(cost_steps, costs, at, r["window"]))
-        cells = [r["exp"], r["seed"], r["steps"], f"{r['return']:.1f}"] + [f"{r['cost']:.1f}"] * with_cost
+        cells = [r["exp"], r["seed"], r["steps"], f"{r['return']:.1f}", f"{r['best']:.1f}"]
+        cells += [f"{r['cost']:.1f}"] * with_cost
         cells += [f"{r['over_limit']:.2f}" if not np.isnan(r["over_limit"]) else "-",
                   f"{r['cost_after']:.1f}" if not np.isnan(r["cost_after"]) else "-"] * with_limit
         cells += [f"{r['eval']:.1f}" if not np.isnan(r["eval"]) else "-"]
@@ -232,11 +246,13 @@ def env_tables(runs: list, args: Args) -> list:
         reached_at = [s <= r["budget"] and s < r["steps"] + r["batch"] for s in at]  # "-" past a stopped run's end
         cells += [f"{ret:.1f}" + f" ({cost:.1f})" * with_cost if shown else "-" for shown, (ret, cost) in zip(reached_at, curve)]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
-    lines += ["", "| exp_name | seeds | steps | return | " + "cost | " * with_cost + f"{over[0]} | {over[1]} | " * with_limit
-              + "eval return | SPS | wall (min) |", "|---|---|---|---|" + "---|" * (with_cost + 2 * with_limit) + "---|---|---|"]
+    lines += ["", f"| exp_name | seeds | steps | return | {best} | " + "cost | " * with_cost
+              + f"{over[0]} | {over[1]} | " * with_limit + "eval return | SPS | wall (min) |",
+              "|---|---|---|---|---|" + "---|" * (with_cost + 2 * with_limit) + "---|---|---|"]
     for exp in sorted({r["exp"] for r in runs}):
         group = [r for r in runs if r["exp"] == exp]
-        cells = [exp, len(group), max(r["steps"] for r in group), mean_std([r["return"] for r in group])]
+        cells = [exp, len(group), max(r["steps"] for r in group), mean_std([r["return"] for r in group]),
+                 mean_std([r["best"] for r in group])]
         cells += [mean_std([r["cost"] for r in group])] * with_cost
         late = [mean_std([r["over_limit"] for r in group], digits=2), mean_std([r["cost_after"] for r in group])]
         cells += late * with_limit

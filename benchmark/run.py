@@ -27,8 +27,7 @@ class Args:
     results_dir: str
     """the folder that receives runs/ (TensorBoard logs, args.yaml, models) and logs/ (console output)"""
     script: str = "trpo_continuous"
-    """the script to run, relative to the repository, without .py: trpo_continuous, trpo_discrete or a probe
-    (benchmark/probe_absorbed_statistics)"""
+    """the script to run, relative to the repository, without .py: trpo_continuous or trpo_discrete"""
     env_ids: Tuple[str, ...] = ("HalfCheetah-v4",)
     """the environment ids"""
     seeds: Tuple[int, ...] = (0, 1, 2)
@@ -68,7 +67,7 @@ def run_one(log_name: str, command: list, results_dir: str) -> int:
 def main(args: Args):
     if not os.path.isfile(os.path.join(REPO, f"{args.script}.py")):
         raise SystemExit(f"error: --script {args.script}: no {args.script}.py in the repository (trpo_continuous or "
-                         "trpo_discrete, or a probe such as benchmark/probe_absorbed_statistics)")
+                         "trpo_discrete)")
     if args.workers <= 0:
         raise SystemExit("error: --workers must be positive")
     todo = commands(args)

@@ -13,10 +13,9 @@
 # target_kl 0.01 on SafetyPointGoal1's 2 action dimensions (0.02 summed), λ₀ 0.001, J_c the mean of the last 50
 # episodes, and the cost advantages centred, not scaled (OmniSafe's standardized_cost_adv); e.g.
 # point2m pid_centred "0 1 2" omnisafe-pid. The runs named pid_omnisafe ran it before commit 7ea9384, with Â_c
-# standardized. The cheetah's pid_rule runs: the same rule, J_c and Â_c at the defaults (flags in benchmark/README.md).
-# SCRIPT=benchmark/probe_lagrange_warmup runs the warm-up probe instead of the script (λ held at λ₀ for its first
-# WARMUP_UPDATES updates), e.g. SCRIPT=benchmark/probe_lagrange_warmup WARMUP_UPDATES=12 WORKERS=2
-# bash benchmark/safe_rl_budget.sh point2m pid_warmup240k "0 1" omnisafe-pid --checkpoint-every 5
+# standardized. The cheetah's pid_rule runs: the same rule, J_c and Â_c at the defaults: cheetah pid_rule "0 1 2"
+# --lagrange-update pid --lagrange-multiplier-init 0.001 --cost-window 50 --no-standardize-cost-advantages
+# The warm-up of λ (pid_warmup240k) ran a probe that patched the script: it is in git at commit b09fbae.
 # Three times the trust region and a margin (stopped at 0.68M): WORKERS=2 bash benchmark/safe_rl_budget.sh point2m
 # pid_kl06_limit24 "0 1 2" omnisafe-pid --target-kl 0.06 --cost-limit 24 --checkpoint-every 5
 # The limit margins: WORKERS=2 bash benchmark/safe_rl_budget.sh point2m pid_limit24 "0 1" omnisafe-pid --cost-limit 24
@@ -39,7 +38,6 @@ case ${1:-} in
     name=$2 seeds=$3; shift 3
     flags="${*//omnisafe-pid/$OMNISAFE_PID}"
     $PYTHON benchmark/run.py --results-dir $results --env-ids $env --seeds $seeds --workers ${WORKERS:-1} \
-      --script ${SCRIPT:-trpo_continuous} \
       --script-args="--cost-limit 25 --total-timesteps $steps $flags --exp-name $name"
     $PYTHON benchmark/report.py $results > /dev/null ;;
   omnisafe2m)

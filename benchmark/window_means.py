@@ -1,7 +1,8 @@
-"""The mean return / cost / λ of each window of steps, per run of a results folder: the table of benchmark/README.md's
-"TRPO-Lagrangian at OmniSafe's budgets". Reads the compact curves that report.py writes (<results>/curves/*.csv.gz) and
-OmniSafe's progress.csv files (<results>/omnisafe*/<algo>/<seed>/; each of their rows is already a mean of its last 50 episodes,
-so those rows are averaged as they are). A window that a run has only begun is marked "to <its last step>".
+"""The mean return / cost / λ of each window of steps, per run of a results folder: the windows behind
+benchmark/README.md's "TRPO-Lagrangian at OmniSafe's budgets". Reads the compact curves that report.py writes
+(<results>/curves/*.csv.gz) and OmniSafe's progress.csv files (<results>/omnisafe*/<algo>/<seed>/; each of their rows
+is already a mean of its last 50 episodes, so those rows are averaged as they are). A window that a run has only
+begun is marked "to <its last step>".
 
     python benchmark/window_means.py benchmark/results/point2m --window 200000
 """
