@@ -10,6 +10,7 @@ RUN="$PYTHON benchmark/run.py --results-dir benchmark/results/main --workers 2"
 
 # OmniSafe's configuration, the scripts' defaults when these runs were made (before commit 03cbb47): the preset
 # with orthogonal initialization and critic minibatches of 125.
+# (OmniSafe's cg_damping 0.1 is 0.1 × act_dim in our units; these runs kept the preset's 0.1: see benchmark/README.md)
 OMNISAFE_CONFIG="--config $PWD/benchmark/presets/omnisafe.yaml --weight-init orthogonal --critic-minibatch-size 125"
 
 # trpo_continuous.py: the trust region δ in summed-KL units. 0.02 is OmniSafe's 0.01 on PointGoal1's 2 action

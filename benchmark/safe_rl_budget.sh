@@ -10,8 +10,8 @@
 #   bash benchmark/safe_rl_budget.sh cheetah NAME "SEEDS" FLAGS...   # SafetyHalfCheetahVelocity-v1, 1M, results/safe
 #   bash benchmark/safe_rl_budget.sh point1e7 NAME SEED FLAGS...     # 1e7 steps under torchrun (2 workers)
 # In FLAGS, the word omnisafe-pid stands for OmniSafe's TRPOPID configuration in our flags: its TRPO preset, its
-# target_kl 0.01 on SafetyPointGoal1's 2 action dimensions (0.02 summed), λ₀ 0.001, J_c the mean of the last 50
-# episodes, and the cost advantages centred, not scaled (OmniSafe's standardized_cost_adv); e.g.
+# target_kl 0.01 and cg_damping 0.1 on SafetyPointGoal1's 2 action dimensions (0.02 and 0.2 here), λ₀ 0.001, J_c the
+# mean of the last 50 episodes, and the cost advantages centred, not scaled (OmniSafe's standardized_cost_adv); e.g.
 # point2m pid_centred "0 1 2" omnisafe-pid. The runs named pid_omnisafe ran it before commit 7ea9384, with Â_c
 # standardized. The cheetah's pid_rule runs: the same rule, J_c and Â_c at the defaults: cheetah pid_rule "0 1 2"
 # --lagrange-update pid --lagrange-multiplier-init 0.001 --cost-window 50 --no-standardize-cost-advantages
@@ -28,8 +28,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}
-OMNISAFE_PID="--config $PWD/benchmark/presets/omnisafe.yaml --target-kl 0.02 --lagrange-update pid \
-  --lagrange-multiplier-init 0.001 --cost-window 50 --no-standardize-cost-advantages"
+# OmniSafe's TRPOPID on SafetyPointGoal1's 2 action dimensions: presets/omnisafe_trpopid.yaml with its target_kl and
+# cg_damping × 2. The committed point2m and point1e7 runs used --cg-damping 0.1: append it to rerun them as they ran.
+OMNISAFE_PID="--config $PWD/benchmark/presets/omnisafe_trpopid.yaml --target-kl 0.02 --cg-damping 0.2"
 
 case ${1:-} in
   point2m|cheetah)
