@@ -20,8 +20,8 @@ row() {
     pendulum) $RUN --env-ids Pendulum-v1 --script-args="--exp-name defaults --total-timesteps 200000" ;;
     point) $RUN --env-ids SafetyPointGoal1-v0 --script-args="--exp-name defaults" ;;
     # OmniSafe's TRPO configuration with its target_kl and cg_damping scaled to 2 action dimensions (run.py starts
-    # each run in the results folder: the preset's path is absolute). The damping's check, seed 0 at 0.1: run.py
-    # --results-dir benchmark/results/readme --seeds 0 --env-ids SafetyPointGoal1-v0 --script-args="--config
+    # each run in the results folder: the preset's path is absolute). The damping's check, at 0.1: run.py
+    # --results-dir benchmark/results/readme --seeds 0 1 2 --env-ids SafetyPointGoal1-v0 --script-args="--config
     # $PWD/benchmark/presets/omnisafe.yaml --target-kl 0.02 --exp-name omnisafe_preset"
     point-preset) $RUN --env-ids SafetyPointGoal1-v0 --script-args="--config $PWD/benchmark/presets/omnisafe.yaml \
       --target-kl 0.02 --cg-damping 0.2 --exp-name omnisafe_preset_damping0.2" ;;

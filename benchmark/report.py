@@ -23,6 +23,7 @@ third panel, λ. Over seeds, "mean ± std" is NumPy's population std (ddof 0).""
 import csv
 import glob
 import gzip
+import io
 import json
 import os
 import sys
@@ -106,13 +107,15 @@ def read_event_run(run_dir: str) -> tuple:
 def write_curve_csv(path: str, run_args: dict, series: dict):
     """The run's curves in one small gzipped CSV: a first line `# {arguments as JSON}`, then tag, step, value,
     wall_time."""
-    with gzip.open(path, "wt", newline="") as f:
-        f.write("# " + json.dumps({key: run_args[key] for key in ("env_id", "exp_name", "seed", "total_timesteps")}
-                                  | {"cost_limit": run_args.get("cost_limit")}) + "\n")
-        writer = csv.writer(f)
-        writer.writerow(["tag", "step", "value", "wall_time"])
-        for tag, (steps, values, walls) in series.items():
-            writer.writerows((tag, int(step), f"{value:.6g}", f"{wall:.3f}") for step, value, wall in zip(steps, values, walls))
+    text = io.StringIO(newline="")
+    text.write("# " + json.dumps({key: run_args[key] for key in ("env_id", "exp_name", "seed", "total_timesteps")}
+                                 | {"cost_limit": run_args.get("cost_limit")}) + "\n")
+    writer = csv.writer(text)
+    writer.writerow(["tag", "step", "value", "wall_time"])
+    for tag, (steps, values, walls) in series.items():
+        writer.writerows((tag, int(step), f"{value:.6g}", f"{wall:.3f}") for step, value, wall in zip(steps, values, walls))
+    with open(path, "wb") as f:  # mtime 0: the same curves give the same bytes, so git sees no change on a rerun
+        f.write(gzip.compress(text.getvalue().encode(), mtime=0))
 
 
 def read_curve_csv(path: str) -> tuple:
