@@ -3,6 +3,7 @@
 import atexit
 import copy
 import dataclasses
+import glob
 import importlib.util
 import math
 import os
@@ -179,6 +180,13 @@ class RunningMeanStd:
         self.mean, self.var, self.count = state["mean"].numpy(), state["var"].numpy(), float(state["count"])
         return self
 
+def merge_statistics(stats: RunningMeanStd, others) -> RunningMeanStd:
+    """A copy of stats updated with the moments of each of others: the statistics of both streams together."""
+    merged = copy.deepcopy(stats)
+    for other in others:
+        merged.update_from_moments(other.mean, other.var, other.count)
+    return merged
+
 def normalize_obs(obs: np.ndarray, obs_rms: Optional[RunningMeanStd]) -> np.ndarray:
     """clip((s − μ) / √(σ² + 1e-8), −5, 5) as float32 (the clip is OmniSafe's); s itself when obs_rms is None."""
     if obs_rms is None:
@@ -264,18 +272,9 @@ def compute_gae(rewards, values, dones, next_value, next_done, gamma: float, gae
         advantages[t] = last_advantage = delta + gamma * gae_lambda * next_nonterminal * last_advantage
     return advantages, advantages + values
 
-def batch_mean_std(x: torch.Tensor) -> tuple:
-    """The mean and the unbiased std of the whole batch (over all workers)."""
-    if world_size() == 1:
-        return x.mean(), x.std()
-    count = torch.tensor(float(x.numel() * world_size()), dtype=x.dtype, device=x.device)
-    mean = all_reduce_mean(x.mean())
-    return mean, (all_reduce_mean((x - mean).pow(2).mean()) * count / (count - 1)).sqrt()
-
 def standardize(x: torch.Tensor, scale: bool = True) -> torch.Tensor:
     """Â ← (Â − mean Â) / (std Â + 1e-8), or Â − mean Â without scale (OmniSafe's cost advantages)."""
-    mean, std = batch_mean_std(x)
-    return (x - mean) / (std + 1e-8 if scale else 1.0)
+    return (x - x.mean()) / (x.std() + 1e-8 if scale else 1.0)
 
 def gradient_lagrange_step(multiplier: float, mean_episode_cost: float, cost_limit: float, lr: float) -> float:
     """λ ← max(0, λ + η (J_c − d)): projected gradient ascent on the Lagrangian's λ (J_c − d)."""
@@ -341,7 +340,7 @@ def fisher_vector_product(agent: Agent, obs: torch.Tensor, damping: float) -> Ca
     with torch.no_grad():
         old_dist = agent.distribution(obs)
     grad_kl = flat_grad(mean_kl(old_dist, agent.distribution(obs)), params, create_graph=True)
-    return lambda v: all_reduce_mean(flat_grad(grad_kl @ v, params, retain_graph=True)) + damping * v
+    return lambda v: flat_grad(grad_kl @ v, params, retain_graph=True) + damping * v
 
 def conjugate_gradient(Avp: Callable, b: torch.Tensor, iters: int, residual_tol: float = 1e-10) -> torch.Tensor:
     """Solves Ax = b, A symmetric positive-definite and known by its products Ap, in ≤ iters steps from x = 0."""
@@ -391,13 +390,13 @@ def trpo_policy_update(agent: Agent, obs, actions, old_logprobs, advantages, arg
                        cost_slack: float = math.inf) -> dict:
     """One TRPO step: g = ∇L, x ≈ F⁻¹g by conjugate gradient, β = √(2δ / xᵀFx), the line search along βx (testing
     the cost surrogate of cost_advantages too, if given). A zero or non-finite g, or xᵀFx ≤ 0, skips the update with
-    a warning. Each mean is over all workers, so that they all take the same step. Returns the step's statistics."""
+    a warning. Returns the step's statistics."""
     params = agent.actor_parameters()
     cost_advantages = torch.zeros_like(advantages) if cost_advantages is None else cost_advantages
     with torch.no_grad():
         old_dist = agent.distribution(obs)  # π_old, fixed while θ moves
     objective = surrogate_objective(agent.distribution(obs), actions, old_logprobs, advantages)
-    g = all_reduce_mean(flat_grad(objective, params))
+    g = flat_grad(objective, params)
     stats = dict(grad_norm=g.norm().item(), xHx=0.0, step_norm=0.0, acceptance_step=0, expected_improvement=0.0,
                  actual_improvement=0.0, kl=0.0, rejected_not_finite=0, rejected_no_improvement=0, rejected_cost=0,
                  rejected_kl=0)
@@ -417,10 +416,9 @@ def trpo_policy_update(agent: Agent, obs, actions, old_logprobs, advantages, arg
             dist = agent.distribution(obs)
             values = [surrogate_objective(dist, actions, old_logprobs, advantages), mean_kl(old_dist, dist),
                       surrogate_objective(dist, actions, old_logprobs, cost_advantages)]
-            return all_reduce_mean(torch.stack(values)).tolist()
+            return torch.stack(values).tolist()
 
-    old_objective = all_reduce_mean(objective.detach().clone()).item()
-    old_cost_objective = all_reduce_mean(cost_advantages.mean()).item()  # L_c(θ_old): every ratio is 1
+    old_objective, old_cost_objective = objective.item(), cost_advantages.mean().item()  # L_c(θ_old): every ratio is 1
     acceptance_step, fraction, new_objective, kl, rejected = backtracking_line_search(
         params, parameters_to_vector(params).detach(), full_step, evaluate, old_objective, old_cost_objective,
         cost_slack, args)
@@ -433,8 +431,7 @@ def critic_update(critics: list, optimizers: list, returns: list, obs: torch.Ten
     """Fits each critic V_φ to its returns R: update_epochs passes over shuffled minibatches (shared by the critics),
     each an Adam step on mean (V_φ(s) − R)² + critic_l2_coef·‖φ‖², the gradient's norm clipped to max_grad_norm.
     Returns each critic's mean squared error in the last pass."""
-    # each worker splits its share of the batch into as many minibatches as one process would split the whole batch
-    num_minibatches = -(-len(obs) * world_size() // args.critic_minibatch_size)
+    num_minibatches = -(-len(obs) // args.critic_minibatch_size)
     for _ in range(args.update_epochs):
         squared_errors = [[] for _ in critics]
         for batch in torch.randperm(len(obs), device=obs.device).tensor_split(num_minibatches):
@@ -444,7 +441,6 @@ def critic_update(critics: list, optimizers: list, returns: list, obs: torch.Ten
                 loss = mse + args.critic_l2_coef * sum(p.pow(2).sum() for p in params)
                 optimizer.zero_grad()
                 loss.backward()
-                average_gradients(params)
                 nn.utils.clip_grad_norm_(params, args.max_grad_norm)
                 optimizer.step()
                 errors.append(mse.item())
@@ -455,23 +451,25 @@ def linear_schedule(start: float, end: float, progress: float) -> float:
     return start + (end - start) * progress
 
 def explained_variance(values: torch.Tensor, returns: torch.Tensor) -> float:
-    """1 − Var[R − V] / Var[R] over the whole batch: 1 for a perfect critic, 0 for one no better than a constant."""
-    return 1 - (batch_mean_std(returns - values)[1] / batch_mean_std(returns)[1]).item() ** 2
+    """1 − Var[R − V] / Var[R]: 1 for a perfect critic, 0 for one no better than a constant."""
+    return 1 - ((returns - values).std() / returns.std()).item() ** 2
 
 
 # === Training: each iteration is a rollout, the advantages, λ, one TRPO step, the critics' fit, the logs, a checkpoint
 def train(args: Args) -> dict:
-    """Trains one run, alone or as a torchrun worker (rank 0 logs and saves), checking everything before writing."""
-    checkpoint = load_checkpoint(args.resume) if args.resume else None
-    args = Args(**checkpoint["args"], resume=args.resume) if checkpoint else args
-    workers = int(os.environ.get("WORLD_SIZE", "1"))
-    args = validate_args(args, workers)
-    device, rank = start_worker(args.cuda, workers)
-    run_name = [f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"]
-    if workers > 1:
-        dist.broadcast_object_list(run_name, src=0)  # rank 0's clock names the run
-    run_name, global_step = (checkpoint["run_name"], checkpoint["global_step"]) if checkpoint else (run_name[0], 0)
-    run_dir = os.path.dirname(os.path.abspath(args.resume)) if checkpoint else f"runs/{run_name}"
+    """Trains one run, alone or as a torchrun worker (rank 0 learns, logs and saves), checking everything before writing."""
+    workers, rank = start_workers()
+    path = args.resume or (interrupted_run() if rank == 0 else None)  # rank 0 reads, every worker gets its reading
+    checkpoint = load_checkpoint(path) if path and rank == 0 else None
+    run_name, path, checkpoint = from_learner(
+        [f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}", path, checkpoint])
+    args = validate_args(Args(**checkpoint["args"], resume=path) if checkpoint else args, workers)
+    if args.cuda and not torch.cuda.is_available():
+        print("warning: --cuda given but no CUDA device is available; training on the CPU", file=sys.stderr)
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = torch.device("cuda", local_rank) if args.cuda and torch.cuda.is_available() else torch.device("cpu")
+    run_name, global_step = (checkpoint["run_name"], checkpoint["global_step"]) if checkpoint else (run_name, 0)
+    run_dir = os.path.dirname(os.path.abspath(path)) if checkpoint else f"runs/{run_name}"
 
     # Seeding: each worker its own streams; a resumed run draws new ones from its step count
     random.seed(args.seed + rank + global_step)
@@ -498,9 +496,8 @@ def train(args: Args) -> dict:
         restore_training_state(checkpoint, agent, optimizers, obs_rms, reward_scaler)
         lagrange = checkpoint["lagrange"]
     elif workers > 1:
-        for tensor in agent.state_dict().values():
-            dist.broadcast(tensor, src=0)  # rank 0's initial weights for every worker
-    # the statistics that all workers agreed on last, and this worker's observations since
+        share_learner_state(agent, obs_rms, lagrange)  # rank 0's initial weights for every worker
+    # the statistics the learner sent last, and this worker's observations since (what it sends the learner)
     synced_obs_rms, own_obs_rms = copy.deepcopy(obs_rms), RunningMeanStd(obs_dim, count=0.0)
 
     # Rollout storage, preallocated in NumPy: per-step writes into torch tensors cost more than the writes
@@ -516,9 +513,9 @@ def train(args: Args) -> dict:
     # seed + r·num_envs + i (+ the step count on resume): no two envs of a run start the same episodes.
     raw_obs, _ = envs.reset(seed=args.seed + rank * args.num_envs + global_step)
     next_raw_obs, next_done = raw_obs.reshape(args.num_envs, obs_dim), np.zeros(args.num_envs, np.float32)
-    if obs_rms is not None and checkpoint is None:  # the statistics start from the first observations, all workers'
+    if obs_rms is not None and checkpoint is None:  # the statistics start from the first observations
         own_obs_rms.update(next_raw_obs)
-        obs_rms, synced_obs_rms, own_obs_rms = synchronize_statistics(synced_obs_rms, own_obs_rms)
+        obs_rms = merge_statistics(synced_obs_rms, [own_obs_rms])
     recent_returns, recent_costs = deque(maxlen=20), deque(maxlen=20)
     start_time, start_step, last_print = time.time(), global_step, 0.0
     for iteration in range(checkpoint["iteration"] + 1 if checkpoint else 1, num_iterations + 1):
@@ -559,49 +556,33 @@ def train(args: Args) -> dict:
             for info in infos["final_info"][infos["_final_info"]] if "final_info" in infos else []:
                 episode = info["episode"]
                 episodes.append((global_step, episode["r"].item(), episode["l"].item(), info.get("episode_cost")))
-        if workers > 1 and obs_rms is not None:  # every worker's observations of the rollout, merged
-            obs_rms, synced_obs_rms, own_obs_rms = synchronize_statistics(synced_obs_rms, own_obs_rms)
 
-        # Advantages: each critic's GAE, from its values of the whole rollout in one batched call
-        b_obs = torch.from_numpy(obs.reshape(-1, obs_dim)).to(device)
+        # Advantages: each critic's GAE over this worker's envs, from its values of the rollout in one batched call
         values, advantages, returns = [], [], []
         for critic, signal, gamma, gae_lambda in zip(critics, signals, gammas, gae_lambdas):
             values.append(values_of(critic, obs.reshape(-1, obs_dim), device).reshape(num_steps, args.num_envs))
             next_value = values_of(critic, normalize_obs(next_raw_obs, obs_rms), device)
             advantage, ret = compute_gae(signal, values[-1], dones, next_value, next_done, gamma, gae_lambda)
-            advantages.append(torch.from_numpy(advantage.reshape(-1)).to(device))
-            returns.append(torch.from_numpy(ret.reshape(-1)).to(device))
-        b_advantages, b_cost_advantages = standardize(advantages[0]), None
-        if len(critics) > 1:
-            b_cost_advantages = standardize(advantages[1], scale=args.standardize_cost_advantages)
-        b_actions = torch.from_numpy(actions.reshape(-1, act_dim)).to(device)
-        b_means = torch.from_numpy(action_means.reshape(-1, act_dim)).to(device)
-        with torch.no_grad():
-            b_logprobs = agent.gaussian(b_means).log_prob(b_actions)
+            advantages.append(advantage.reshape(-1))
+            returns.append(ret.reshape(-1))
+        batch = {"obs": obs.reshape(-1, obs_dim), "actions": actions.reshape(-1, act_dim),
+                 "means": action_means.reshape(-1, act_dim), "values": np.stack(values).reshape(len(critics), -1),
+                 "advantages": np.stack(advantages), "returns": np.stack(returns)}
+        if workers > 1:  # the learner gets every worker's batch, episodes and observations' moments
+            batch, episodes, obs_rms, synced_obs_rms = to_learner(batch, episodes, own_obs_rms, synced_obs_rms)
+            own_obs_rms = RunningMeanStd(obs_dim, count=0.0)
 
-        # λ moves first, on the episodes that ended in this rollout (if any); the policy step uses the penalized Â
-        if args.cost_limit is not None:
-            episode_costs = gather_over_workers([cost for *_, cost in episodes])
-            if episode_costs:
-                lagrange = update_lagrange(lagrange, episode_costs, args)
-            b_advantages = penalized_advantages(b_advantages, b_cost_advantages, lagrange["multiplier"])
-
-        # Update: one TRPO step on the policy, then the critics. The cost-aware search lets the cost surrogate rise
-        # by max(−(J_c − d), 0), with J_c of the latest rollout in which episodes ended.
-        cost_slack = math.inf
-        if args.cost_line_search and lagrange["mean_episode_cost"] is not None:
-            cost_slack = max(args.cost_limit - lagrange["mean_episode_cost"], 0.0)
-        trpo_stats = trpo_policy_update(agent, b_obs, b_actions, b_logprobs, b_advantages, args,
-                                        b_cost_advantages if args.cost_line_search else None, cost_slack)
-        if args.anneal_lr:
-            for optimizer in optimizers:
-                optimizer.param_groups[0]["lr"] = linear_schedule(args.critic_lr, 0.0, (iteration - 1) / num_iterations)
-        critic_losses = critic_update(critics, optimizers, returns, b_obs, args)
+        # Update (rank 0, the learner): λ, one TRPO step on the policy, the critics' fit
+        if rank == 0:
+            lr = linear_schedule(args.critic_lr, 0.0, (iteration - 1) / num_iterations) if args.anneal_lr else None
+            b = {key: torch.from_numpy(value).to(device) for key, value in batch.items()}
+            lagrange, trpo_stats, critic_losses = update(agent, optimizers, b, lagrange,
+                                                         [cost for *_, cost in episodes], args, lr)
+        if workers > 1:  # every worker gets the learner's parameters, statistics and λ
+            obs_rms, lagrange = share_learner_state(agent, obs_rms, lagrange)
 
         # Logs (rank 0): the episodes, CleanRL's charts, the critics' fit, λ, the TRPO step, the policy
         sps = int((global_step - start_step) / (time.time() - start_time))
-        fits = [explained_variance(torch.from_numpy(value.reshape(-1)).to(device), ret)  # of the values before the fit
-                for value, ret in zip(values, returns)]
         if rank == 0:
             for step_ended, episodic_return, length, cost in episodes:
                 recent_returns.append(episodic_return)
@@ -612,15 +593,16 @@ def train(args: Args) -> dict:
                     writer.add_scalar("charts/episodic_cost", cost, step_ended)
             writer.add_scalar("charts/SPS", sps, global_step)
             writer.add_scalar("charts/learning_rate", optimizers[0].param_groups[0]["lr"], global_step)
-            for prefix, loss, fit in zip(["", "cost_"], critic_losses, fits):
+            for k, (prefix, loss) in enumerate(zip(["", "cost_"], critic_losses)):
                 writer.add_scalar(f"losses/{prefix}value_loss", loss, global_step)
-                writer.add_scalar(f"losses/{prefix}explained_variance", fit, global_step)
+                writer.add_scalar(f"losses/{prefix}explained_variance",  # of the values before the fit
+                                  explained_variance(b["values"][k], b["returns"][k]), global_step)
             if args.cost_limit is not None:
                 writer.add_scalar("charts/lagrange_multiplier", lagrange["multiplier"], global_step)
             for name, value in trpo_stats.items():
                 writer.add_scalar(f"trpo/{name}", value, global_step)
             with torch.no_grad():
-                writer.add_scalar("policy/entropy", agent.distribution(b_obs).entropy().mean().item(), global_step)
+                writer.add_scalar("policy/entropy", agent.distribution(b["obs"]).entropy().mean().item(), global_step)
             writer.add_scalar("policy/std", agent.actor_logstd.exp().mean().item(), global_step)
             if time.time() - last_print >= 3.0 or iteration == num_iterations:
                 last_print = time.time()
@@ -656,9 +638,34 @@ def train(args: Args) -> dict:
         if args.track:
             import wandb
             wandb.finish()
-    if workers > 1:
-        dist.barrier()  # every worker leaves together, once rank 0 has saved
+    finish_workers()
     return result
+
+def update(agent: Agent, optimizers: list, batch: dict, lagrange: dict, episode_costs: list, args: Args,
+           critic_lr: Optional[float] = None) -> tuple:
+    """The learner's update on a batch (obs, actions, means, and each critic's advantages and returns): the
+    advantages standardized, λ moved on the costs of the episodes that ended (if any), one TRPO step on the policy
+    with the penalized Â, then the critics' fit (at critic_lr, if given). Returns (lagrange, the TRPO step's
+    statistics, the critics' losses). The cost-aware search lets the cost surrogate rise by max(−(J_c − d), 0), with
+    J_c of the latest rollout in which episodes ended."""
+    advantages, cost_advantages = standardize(batch["advantages"][0]), None
+    if len(batch["advantages"]) > 1:
+        cost_advantages = standardize(batch["advantages"][1], scale=args.standardize_cost_advantages)
+    with torch.no_grad():
+        old_logprobs = agent.gaussian(batch["means"]).log_prob(batch["actions"])
+    if args.cost_limit is not None:
+        if episode_costs:
+            lagrange = update_lagrange(lagrange, episode_costs, args)
+        advantages = penalized_advantages(advantages, cost_advantages, lagrange["multiplier"])
+    cost_slack = math.inf
+    if args.cost_line_search and lagrange["mean_episode_cost"] is not None:
+        cost_slack = max(args.cost_limit - lagrange["mean_episode_cost"], 0.0)
+    trpo_stats = trpo_policy_update(agent, batch["obs"], batch["actions"], old_logprobs, advantages, args,
+                                    cost_advantages if args.cost_line_search else None, cost_slack)
+    for optimizer in optimizers if critic_lr is not None else []:
+        optimizer.param_groups[0]["lr"] = critic_lr
+    critics = [agent.critic] + ([agent.cost_critic] if agent.cost_critic is not None else [])
+    return lagrange, trpo_stats, critic_update(critics, optimizers, list(batch["returns"]), batch["obs"], args)
 
 def open_logs(args: Args, run_name: str, run_dir: str, resumed_step: Optional[int]):
     """TensorBoard's writer (which drops what a stopped run logged after its checkpoint), wandb's run, args.yaml."""
@@ -672,6 +679,8 @@ def open_logs(args: Args, run_name: str, run_dir: str, resumed_step: Optional[in
         f"|{key}|{value}|" for key, value in training_arguments(args).items()))
     with open(f"{run_dir}/args.yaml", "w") as f:
         yaml.safe_dump(training_arguments(args), f, sort_keys=False)
+    if "TORCHELASTIC_RUN_ID" in os.environ:  # where torchrun's restarted workers find the run (interrupted_run)
+        open(f"{run_dir}/.torchrun-{os.environ['TORCHELASTIC_RUN_ID']}", "w").close()
     return writer
 
 
@@ -758,53 +767,63 @@ def evaluate(model_path: str, env_id: Optional[str] = None, eval_episodes: int =
             "mean_cost": float(np.mean(costs)), "returns": returns, "costs": costs}
 
 
-# === Data parallelism: under `torchrun --nproc_per_node N` each worker collects num_steps / N steps of every rollout,
-# and these averages give all workers the update one process would compute on the whole batch. Alone they do nothing.
-def start_worker(cuda: bool, workers: int) -> tuple:
-    """(device, rank): with --cuda and a GPU, the GPU of the worker's local rank, else the CPU. Under torchrun the
-    worker joins the others once per process (nccl between GPUs, gloo between CPUs) and leaves at exit."""
-    if cuda and not torch.cuda.is_available():
-        print("warning: --cuda given but no CUDA device is available; training on the CPU", file=sys.stderr)
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    device = torch.device("cuda", local_rank) if cuda and torch.cuda.is_available() else torch.device("cpu")
+# === Rollout workers and one learner: under `torchrun --nproc_per_node N` every worker collects num_steps / N steps of
+# each rollout; rank 0 gathers the batch, computes the update one process would, and sends the new state back: two
+# collectives an iteration, none inside the mathematics. Alone, these functions do nothing.
+def start_workers() -> tuple:
+    """(workers, rank). Under torchrun the worker joins the others once per process: gloo, since only NumPy arrays and
+    CPU tensors travel (the learner alone computes, on its GPU with --cuda)."""
+    workers, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
     if workers > 1 and not dist.is_initialized():
-        if device.type == "cuda":
-            torch.cuda.set_device(device)  # before any collective: object collectives use the current device
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        # torchrun's store outlives a restart: keys of the attempt's own keep a restarted worker from reading (and
+        # connecting to) the address of a lost one
+        store = dist.PrefixStore(f"attempt{os.environ.get('TORCHELASTIC_RESTART_COUNT')}", next(dist.rendezvous("env://"))[0])
+        dist.init_process_group("gloo", store=store, rank=rank, world_size=workers)
         atexit.register(lambda: dist.is_initialized() and dist.destroy_process_group())
-    return device, dist.get_rank() if workers > 1 else 0
+    return workers, rank
 
-def world_size() -> int:
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+def interrupted_run() -> Optional[str]:
+    """Under `torchrun --max-restarts N`, which restarts every worker when one is lost: the checkpoint of the run that
+    rank 0 marked runs/<run_name>/.torchrun-<TORCHELASTIC_RUN_ID> (an id torchrun keeps across restarts). None outside
+    torchrun, on a first attempt, or before that run's first checkpoint."""
+    if os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") == "0":
+        return None
+    marks = glob.glob(f"runs/*/.torchrun-{os.environ['TORCHELASTIC_RUN_ID']}")
+    return next((path for mark in marks if os.path.isfile(path := os.path.join(os.path.dirname(mark), "checkpoint.pt"))),
+                None)
 
-def all_reduce_mean(tensor: torch.Tensor) -> torch.Tensor:
-    """x ← (1/N) Σ_workers x, in place: every worker holds as many samples, so this is the whole batch's mean."""
-    if world_size() > 1:
-        dist.all_reduce(tensor)
-        tensor /= world_size()
-    return tensor
+def from_learner(value):
+    """Rank 0's value on every worker (one broadcast)."""
+    if dist.is_initialized():
+        box = [value]
+        dist.broadcast_object_list(box, src=0)
+        value = box[0]
+    return value
 
-def average_gradients(params: list):
-    """∇ ← (1/N) Σ_workers ∇ for every parameter, in one all-reduce of the flattened gradients."""
-    if world_size() > 1:
-        grads = [p.grad for p in params]
-        vector_to_parameters(all_reduce_mean(parameters_to_vector(grads)), grads)
+def to_learner(batch: dict, episodes: list, own_obs_rms: RunningMeanStd, synced_obs_rms) -> tuple:
+    """Rank 0 gets every worker's batch (concatenated in rank order), episodes and moments of the observations since
+    the last synchronization (one gather), and merges the moments into the statistics it sent last. Returns (batch,
+    episodes, the merged statistics, a copy to merge into next time); the other workers get their own back."""
+    gathered = [None] * dist.get_world_size() if dist.get_rank() == 0 else None
+    dist.gather_object((batch, episodes, own_obs_rms), gathered, dst=0)
+    if gathered is None:
+        return batch, episodes, None, synced_obs_rms
+    batches, episodes, moments = zip(*gathered)
+    batch = {key: np.concatenate([b[key] for b in batches], axis=-1 if key in ("values", "advantages", "returns") else 0)
+             for key in batch}
+    merged = merge_statistics(synced_obs_rms, moments) if synced_obs_rms is not None else None
+    return batch, [episode for worker in episodes for episode in worker], merged, copy.deepcopy(merged)
 
-def gather_over_workers(values: list) -> list:
-    """Every worker's values, in rank order, on every worker (e.g. the costs of the episodes that ended)."""
-    if world_size() == 1:
-        return values
-    gathered = [None] * world_size()
-    dist.all_gather_object(gathered, values)
-    return [value for worker_values in gathered for value in worker_values]
+def share_learner_state(agent: Agent, obs_rms, lagrange: dict) -> tuple:
+    """Every worker gets rank 0's parameters, observation statistics and λ with its rule's memory (one broadcast)."""
+    state = from_learner({"agent": {key: value.cpu() for key, value in agent.state_dict().items()}, "obs_rms": obs_rms,
+                          "lagrange": lagrange})
+    agent.load_state_dict(state["agent"])
+    return state["obs_rms"], state["lagrange"]
 
-def synchronize_statistics(synced: RunningMeanStd, own: RunningMeanStd) -> tuple:
-    """What one process would hold: the statistics last synchronized merged with each worker's observations since.
-    Returns (the statistics to use, a copy that stays as synchronized, an empty record of this worker's own)."""
-    merged = copy.deepcopy(synced)
-    for count, mean, var in gather_over_workers([(own.count, own.mean, own.var)]):
-        merged.update_from_moments(mean, var, count)
-    return merged, copy.deepcopy(merged), RunningMeanStd(own.mean.shape, count=0.0)
+def finish_workers():
+    if dist.is_initialized():
+        dist.barrier()  # every worker leaves together, once rank 0 has saved
 
 
 # === Command line: one-line errors before anything is written, the most basic problem first
@@ -837,9 +856,6 @@ def validate_args(args: Args, workers: int = 1) -> Args:
     batch_size = args.num_envs * args.num_steps
     if args.num_steps % workers != 0:
         raise UsageError(f"--num-steps {args.num_steps} cannot be shared by {workers} workers; choose a multiple")
-    if batch_size // workers < -(-batch_size // args.critic_minibatch_size):
-        raise UsageError(f"--critic-minibatch-size {args.critic_minibatch_size} leaves a worker's minibatches empty; "
-                         f"raise it to at least {workers}")
     if args.total_timesteps < batch_size:
         raise UsageError(f"--total-timesteps {args.total_timesteps} is less than one batch of {batch_size} "
                          f"(num_envs × num_steps); raise it or lower --num-steps")

@@ -4,15 +4,17 @@
 
 MODE `train`: a tiny run of 6 iterations, then, in the same process (a second train() call), the run resumed from its
 checkpoint after 3 iterations; each worker saves its final parameters and observation statistics of both to
-OUT_DIR/train<rank>.pt and OUT_DIR/resume<rank>.pt. MODE `averages`: each worker holds one half of a fixed batch and
-saves the averaged quantities it computes (Fisher-vector product, policy step, standardized advantages, explained
-variance, observation statistics, the episodic costs)."""
+OUT_DIR/train<rank>.pt and OUT_DIR/resume<rank>.pt, and the torch.distributed calls of the first run to
+OUT_DIR/calls<rank>.pt; the learner (rank 0) saves what went into its last update and the parameters that came out
+to OUT_DIR/update.pt. MODE `lost` (under --max-restarts 1): a run of 10 iterations whose worker of rank LOST_RANK
+kills itself (SIGKILL) on the first attempt once a checkpoint is written; the restarted workers finish the run."""
+import copy
 import glob
 import importlib
 import os
+import signal
 import sys
 
-import numpy as np
 import torch
 import torch.distributed as dist
 
@@ -23,6 +25,22 @@ register_test_envs()
 script, mode, out_dir = sys.argv[1:4]
 trpo = importlib.import_module(script)
 rank = int(os.environ["RANK"])
+env_id = "Pendulum-v1" if script == "trpo_continuous" else "CartPole-v1"
+QUERIES = {"is_initialized", "is_available", "get_rank", "get_world_size", "PrefixStore", "rendezvous",
+           "init_process_group", "destroy_process_group"}  # they set up or ask; every other call communicates
+
+
+class CountedCalls:
+    """torch.distributed, with a record of the name of every call that communicates."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __getattr__(self, name):
+        value = getattr(dist, name)
+        if name in QUERIES or not callable(value):
+            return value
+        return lambda *args, **kwargs: self.calls.append(name) or value(*args, **kwargs)
 
 
 def save(result, name):
@@ -31,47 +49,40 @@ def save(result, name):
 
 
 if mode == "train":
-    saved_states, original = [], trpo.save_checkpoint
+    saved_states, original_save, original_update, updates = [], trpo.save_checkpoint, trpo.update, []
 
     def keep_a_copy(state, path):  # (rank 0 writes the checkpoints)
-        original(state, path)
+        original_save(state, path)
         saved_states.append(torch.load(path, weights_only=True))
 
-    trpo.save_checkpoint = keep_a_copy
-    env_id = "Pendulum-v1" if script == "trpo_continuous" else "CartPole-v1"
+    def recorded_update(agent, optimizers, *inputs):  # the learner's: its inputs, the RNG, then its parameters
+        before = copy.deepcopy({"agent": agent.state_dict(), "optimizers": [o.state_dict() for o in optimizers],
+                                "inputs": inputs, "rng": torch.get_rng_state()})
+        outputs = original_update(agent, optimizers, *inputs)
+        updates[:] = [before | {"after": copy.deepcopy(agent.state_dict())}]
+        return outputs
+
+    trpo.save_checkpoint, trpo.update, trpo.dist = keep_a_copy, recorded_update, CountedCalls()
     save(trpo.train(trpo.Args(env_id=env_id, total_timesteps=2400, num_envs=1, num_steps=400, critic_minibatch_size=100,
                               update_epochs=2, save_model=True, eval_episodes=1, checkpoint_every=3,
                               normalize_reward=True)), "train")
+    torch.save(trpo.dist.calls, os.path.join(out_dir, f"calls{rank}.pt"))
+    if rank == 0:
+        torch.save(updates[0], os.path.join(out_dir, "update.pt"))
     (checkpoint,) = glob.glob(os.path.join(out_dir, "runs", "*", "checkpoint.pt"))
     if rank == 0:
         torch.save(saved_states[0], checkpoint)  # the checkpoint after 3 of the 6 iterations
     dist.barrier()
     save(trpo.train(trpo.Args(resume=checkpoint)), "resume")
 else:
-    dist.init_process_group("gloo")
-    batch = torch.load(os.path.join(out_dir, "batch.pt"), weights_only=False)
-    half = slice(rank * len(batch["obs"]) // 2, (rank + 1) * len(batch["obs"]) // 2)
-    torch.manual_seed(0)
-    agent = trpo.Agent(batch["obs"].shape[1], batch["n_out"], trpo.Args(hidden_sizes=(8,)))
-    averaged = {"fvp": trpo.fisher_vector_product(agent, batch["obs"][half], 0.1)(batch["vector"]),
-                "standardized": trpo.standardize(batch["advantages"][half]),
-                "fit": trpo.explained_variance(batch["advantages"].flip(0)[half], batch["advantages"][half])}
-    averaged["update"] = trpo.trpo_policy_update(agent, batch["obs"][half], batch["actions"][half],
-                                                  batch["logprobs"][half], batch["advantages"][half],
-                                                  trpo.Args(target_kl=0.01, cg_iters=10))
-    averaged["policy"] = [p.detach().clone() for p in agent.actor_parameters()]
-    # a first synchronization (rank 0's 10 observations become every worker's statistics), then a second one of
-    # each worker's observations since: its rows of 10 to 40, in 3 batches
-    own = trpo.RunningMeanStd(3, count=0.0)
-    if rank == 0:
-        own.update(batch["raw_obs"][:10])
-    synced = trpo.synchronize_statistics(trpo.RunningMeanStd(3), own)[1]
-    own = trpo.RunningMeanStd(3, count=0.0)
-    for rows in np.array_split(np.arange(10, 40)[rank::2], 3):
-        own.update(batch["raw_obs"][rows])
-    averaged["obs_rms"] = trpo.synchronize_statistics(synced, own)[0].state_dict()
-    averaged["costs"] = trpo.gather_over_workers([1.0, 2.0, 3.0] if rank == 0 else [10.0])
-    if script == "trpo_continuous":
-        averaged["centred"] = trpo.standardize(batch["advantages"][half], scale=False)
-    torch.save(averaged, os.path.join(out_dir, f"rank{rank}.pt"))
-dist.destroy_process_group()
+    original_to_learner = trpo.to_learner
+
+    def lost_after_a_checkpoint(*batch):  # every worker calls it once an iteration
+        first_attempt = os.environ["TORCHELASTIC_RESTART_COUNT"] == "0"
+        if first_attempt and rank == int(os.environ["LOST_RANK"]) and glob.glob("runs/*/checkpoint.pt"):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return original_to_learner(*batch)
+
+    trpo.to_learner = lost_after_a_checkpoint
+    trpo.train(trpo.Args(env_id=env_id, total_timesteps=4000, num_envs=1, num_steps=400, critic_minibatch_size=100,
+                         update_epochs=2, checkpoint_every=3))

@@ -1,5 +1,8 @@
-"""Data-parallel training (torchrun, 2 CPU workers) and checkpoints: the workers stay identical, the averaged
-quantities equal the single-process ones on the whole batch, and a resumed run goes on from its checkpoint."""
+"""torchrun (2 CPU workers: rollout workers and one learner) and checkpoints: the learner's update is one process's
+on the gathered batch, the workers stay identical, two collectives an iteration, a lost worker does not lose the run,
+and a resumed run goes on from its checkpoint."""
+import ast
+import inspect
 import os
 import subprocess
 import sys
@@ -18,10 +21,11 @@ def trpo(request):
     return request.param
 
 
-def torchrun(script_name, mode, out_dir, timeout=240):
+def torchrun(script_name, mode, out_dir, *options, timeout=240, **environment):
     done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                           os.path.join(ROOT, "tests", "distributed_worker.py"), script_name, mode, str(out_dir)],
-                          capture_output=True, text=True, timeout=timeout, cwd=out_dir)
+                           *options, os.path.join(ROOT, "tests", "distributed_worker.py"), script_name, mode,
+                           str(out_dir)], capture_output=True, text=True, timeout=timeout, cwd=out_dir,
+                          env=os.environ | environment)
     assert done.returncode == 0, done.stderr[-3000:]
 
 
@@ -29,7 +33,7 @@ def load(path):
     return torch.load(path, weights_only=False)
 
 
-def test_two_workers_stay_identical_through_a_run_and_its_resumption(trpo, in_tmp):
+def test_two_workers_and_one_learner_compute_what_one_process_computes(trpo, in_tmp):
     torchrun(trpo.__name__, "train", in_tmp)  # train() twice in each worker: the run, then its resumption
     for name in ["train", "resume"]:
         rank0, rank1 = load(in_tmp / f"{name}0.pt"), load(in_tmp / f"{name}1.pt")
@@ -41,43 +45,53 @@ def test_two_workers_stay_identical_through_a_run_and_its_resumption(trpo, in_tm
     (run_dir,) = (in_tmp / "runs").iterdir()  # only rank 0 logs and saves: one event file for each train() call
     assert len(list(run_dir.glob("events.out.tfevents.*"))) == 2 and len(list(run_dir.glob("*.model"))) == 1
     assert len(read_scalars(run_dir)["charts/SPS"]) == 6  # 6 iterations of 400 steps = 2 workers × 200
+    # the learner's last update, replayed in this process on the batch it gathered: the same parameters, bit for bit,
+    # and every worker ended on them
+    recorded = load(in_tmp / "update.pt")
+    batch, args = recorded["inputs"][0], next(a for a in recorded["inputs"] if isinstance(a, trpo.Args))
+    assert len(batch["obs"]) == 400  # both workers' 200 steps
+    n_out = (batch["means"] if trpo is trpo_continuous else batch["logits"]).shape[1]  # act_dim, or the actions
+    agent = trpo.Agent(batch["obs"].shape[1], n_out, args)
+    agent.load_state_dict(recorded["agent"])
+    optimizers = [torch.optim.Adam(agent.critic.parameters(), lr=args.critic_lr, fused=True)]
+    optimizers[0].load_state_dict(recorded["optimizers"][0])
+    torch.set_rng_state(recorded["rng"])
+    trpo.update(agent, optimizers, *recorded["inputs"])
+    assert not torch.equal(recorded["after"]["critic.0.weight"], recorded["agent"]["critic.0.weight"])  # it moved
+    for key, value in agent.state_dict().items():
+        assert torch.equal(value, recorded["after"][key]), key
+        assert torch.equal(value, load(in_tmp / "train0.pt")["agent"][key]), key
+    # two collectives an iteration (gather the batch, send the state back), besides start-up (the run's name, the
+    # initial weights) and the stop (a barrier)
+    for rank in (0, 1):
+        calls = load(in_tmp / f"calls{rank}.pt")
+        assert len(calls) <= 2 * 6 + 3, calls
 
 
-def test_averages_over_two_half_batches_equal_the_whole_batch(trpo, in_tmp):
-    torch.manual_seed(1)
-    obs_dim, n_out = 3, (2 if trpo is trpo_continuous else 4)
-    obs = torch.randn(64, obs_dim)
-    torch.manual_seed(0)
-    agent = trpo.Agent(obs_dim, n_out, trpo.Args(hidden_sizes=(8,)))
-    with torch.no_grad():
-        actions = agent.distribution(obs * 3).sample()
-        logprobs = agent.distribution(obs).log_prob(actions)
-    batch = {"obs": obs, "actions": actions, "logprobs": logprobs, "advantages": torch.randn(64), "n_out": n_out,
-             "vector": torch.randn(sum(p.numel() for p in agent.actor_parameters())), "raw_obs": np.random.rand(40, 3)}
-    torch.save(batch, in_tmp / "batch.pt")
-    torchrun(trpo.__name__, "averages", in_tmp)
-    rank0, rank1 = load(in_tmp / "rank0.pt"), load(in_tmp / "rank1.pt")
+@pytest.mark.parametrize("script, lost_rank", [("trpo_continuous", 0), ("trpo_discrete", 1)])
+def test_a_lost_worker_restarts_and_the_run_goes_on_from_its_checkpoint(script, lost_rank, in_tmp):
+    torchrun(script, "lost", in_tmp, "--max-restarts", "1", LOST_RANK=str(lost_rank))
+    (run_dir,) = (in_tmp / "runs").iterdir()  # the first attempt's run, and no other
+    assert len(list(run_dir.glob("events.out.tfevents.*"))) == 2  # both attempts logged: a worker was lost
+    assert torch.load(run_dir / "checkpoint.pt", weights_only=True)["global_step"] == 4000
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    accumulator = EventAccumulator(str(run_dir))
+    accumulator.Reload()
+    assert [event.step for event in accumulator.Scalars("charts/SPS")] == list(range(400, 4001, 400))  # no gap, once
 
-    whole_fvp = trpo.fisher_vector_product(agent, obs, 0.1)(batch["vector"])
-    whole_update = trpo.trpo_policy_update(agent, obs, actions, logprobs, batch["advantages"],
-                                           trpo.Args(target_kl=0.01, cg_iters=10))
-    expected = trpo.RunningMeanStd((3,))
-    for rows in [np.arange(10), np.arange(10, 40, 2), np.arange(11, 40, 2)]:
-        expected.update(batch["raw_obs"][rows])
-    for worker in (rank0, rank1):
-        assert torch.allclose(worker["fvp"], whole_fvp, atol=1e-6)
-        assert worker["update"]["acceptance_step"] == whole_update["acceptance_step"] > 0
-        assert worker["fit"] == pytest.approx(trpo.explained_variance(batch["advantages"].flip(0), batch["advantages"]))
-        assert worker["update"]["kl"] == pytest.approx(whole_update["kl"], rel=1e-4)
-        assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(worker["policy"], agent.actor_parameters()))
-        assert np.allclose(worker["obs_rms"]["mean"], expected.mean) and np.allclose(worker["obs_rms"]["var"], expected.var)
-        assert worker["obs_rms"]["count"] == pytest.approx(expected.count)
-        assert worker["costs"] == [1.0, 2.0, 3.0, 10.0]  # every worker's, in rank order, on every worker
-    assert torch.allclose(torch.cat([rank0["standardized"], rank1["standardized"]]),
-                          trpo.standardize(batch["advantages"]), atol=1e-6)
-    if trpo is trpo_continuous:  # the cost advantages, centred only
-        assert torch.allclose(torch.cat([rank0["centred"], rank1["centred"]]),
-                              batch["advantages"] - batch["advantages"].mean(), atol=1e-6)
+
+def test_the_mathematics_calls_no_collective():
+    """Every torch.distributed call is in the section of rollout workers and one learner, after the mathematics."""
+    for module in (trpo_continuous, trpo_discrete):
+        source = inspect.getsource(module)
+        section = source.index("# === Rollout workers and one learner")
+        for node in ast.walk(ast.parse(source[:section])):
+            if isinstance(node, ast.FunctionDef):
+                local = {arg.arg for arg in node.args.args} | {n.id for n in ast.walk(node) if isinstance(n, ast.Name)
+                                                              and isinstance(n.ctx, ast.Store)}
+                uses = [n for n in ast.walk(node) if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name)
+                        and n.value.id == "dist" and "dist" not in local]
+                assert not uses, f"{module.__name__}.{node.name} calls torch.distributed"
 
 
 def tiny(trpo, **overrides):
