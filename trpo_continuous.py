@@ -13,7 +13,7 @@ import time
 import warnings
 from collections import deque
 from dataclasses import dataclass
-from typing import Callable, Literal, Optional, Tuple
+from typing import Callable, Literal, Optional, Tuple, Union, get_args, get_origin, get_type_hints
 
 import gymnasium as gym
 import numpy as np
@@ -87,6 +87,9 @@ class Args:
     pid_max: Optional[float] = None  # the PID rule's largest λ (none: no cap, as in OmniSafe's TRPOPID)
     cost_line_search: bool = False  # if toggled, the line search also refuses steps that raise the cost surrogate
     penalty_coef: float = 0.0  # κ: train on the penalized reward r − κ·c (OmniSafe's reward_penalty; 0: off)
+
+    def __post_init__(self):  # from Python, a yaml file or a checkpoint: a value its flag would refuse is refused
+        check_types(vars(self))
 
 
 LAUNCH_ARGUMENTS = ("config", "resume", "eval_model")  # how a run was started: never in its args.yaml
@@ -180,12 +183,6 @@ class RunningMeanStd:
         self.mean, self.var, self.count = state["mean"].numpy(), state["var"].numpy(), float(state["count"])
         return self
 
-def merge_statistics(stats: RunningMeanStd, others) -> RunningMeanStd:
-    """A copy of stats updated with the moments of each of others: the statistics of both streams together."""
-    merged = copy.deepcopy(stats)
-    for other in others:
-        merged.update_from_moments(other.mean, other.var, other.count)
-    return merged
 
 def normalize_obs(obs: np.ndarray, obs_rms: Optional[RunningMeanStd]) -> np.ndarray:
     """clip((s − μ) / √(σ² + 1e-8), −5, 5) as float32 (the clip is OmniSafe's); s itself when obs_rms is None."""
@@ -458,16 +455,11 @@ def explained_variance(values: torch.Tensor, returns: torch.Tensor) -> float:
 # === Training: each iteration is a rollout, the advantages, λ, one TRPO step, the critics' fit, the logs, a checkpoint
 def train(args: Args) -> dict:
     """Trains one run, alone or as a torchrun worker (rank 0 learns, logs and saves), checking everything before writing."""
-    workers, rank = start_workers()
-    path = args.resume or (interrupted_run() if rank == 0 else None)  # rank 0 reads, every worker gets its reading
-    checkpoint = load_checkpoint(path) if path and rank == 0 else None
-    run_name, path, checkpoint = from_learner(
-        [f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}", path, checkpoint])
-    args = validate_args(Args(**checkpoint["args"], resume=path) if checkpoint else args, workers)
-    if args.cuda and not torch.cuda.is_available():
-        print("warning: --cuda given but no CUDA device is available; training on the CPU", file=sys.stderr)
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    device = torch.device("cuda", local_rank) if args.cuda and torch.cuda.is_available() else torch.device("cpu")
+    path = args.resume or interrupted_run()
+    checkpoint = load_checkpoint(path) if path else None
+    args = validate_args(Args(**checkpoint["args"], resume=path) if checkpoint else args)
+    workers, rank, device = start_workers(args.cuda)
+    run_name = from_learner(f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}")  # rank 0's clock
     run_name, global_step = (checkpoint["run_name"], checkpoint["global_step"]) if checkpoint else (run_name, 0)
     run_dir = os.path.dirname(os.path.abspath(path)) if checkpoint else f"runs/{run_name}"
 
@@ -515,7 +507,7 @@ def train(args: Args) -> dict:
     next_raw_obs, next_done = raw_obs.reshape(args.num_envs, obs_dim), np.zeros(args.num_envs, np.float32)
     if obs_rms is not None and checkpoint is None:  # the statistics start from the first observations
         own_obs_rms.update(next_raw_obs)
-        obs_rms = merge_statistics(synced_obs_rms, [own_obs_rms])
+        obs_rms.update_from_moments(own_obs_rms.mean, own_obs_rms.var, own_obs_rms.count)
     recent_returns, recent_costs = deque(maxlen=20), deque(maxlen=20)
     start_time, start_step, last_print = time.time(), global_step, 0.0
     for iteration in range(checkpoint["iteration"] + 1 if checkpoint else 1, num_iterations + 1):
@@ -572,18 +564,15 @@ def train(args: Args) -> dict:
             batch, episodes, obs_rms, synced_obs_rms = to_learner(batch, episodes, own_obs_rms, synced_obs_rms)
             own_obs_rms = RunningMeanStd(obs_dim, count=0.0)
 
-        # Update (rank 0, the learner): λ, one TRPO step on the policy, the critics' fit
+        # The learner (rank 0): the update (λ, one TRPO step on the policy, the critics' fit), the logs, a checkpoint
         if rank == 0:
             lr = linear_schedule(args.critic_lr, 0.0, (iteration - 1) / num_iterations) if args.anneal_lr else None
             b = {key: torch.from_numpy(value).to(device) for key, value in batch.items()}
             lagrange, trpo_stats, critic_losses = update(agent, optimizers, b, lagrange,
                                                          [cost for *_, cost in episodes], args, lr)
-        if workers > 1:  # every worker gets the learner's parameters, statistics and λ
-            obs_rms, lagrange = share_learner_state(agent, obs_rms, lagrange)
 
-        # Logs (rank 0): the episodes, CleanRL's charts, the critics' fit, λ, the TRPO step, the policy
-        sps = int((global_step - start_step) / (time.time() - start_time))
-        if rank == 0:
+            # Logs: the episodes, CleanRL's charts, the critics' fit, λ, the TRPO step, the policy
+            sps = int((global_step - start_step) / (time.time() - start_time))
             for step_ended, episodic_return, length, cost in episodes:
                 recent_returns.append(episodic_return)
                 writer.add_scalar("charts/episodic_return", episodic_return, step_ended)
@@ -611,14 +600,16 @@ def train(args: Args) -> dict:
                       + (f" | return {np.mean(recent_returns):.2f}" if recent_returns else "")
                       + (f" | cost {np.mean(recent_costs):.2f}" if recent_costs else ""), flush=True)
 
-        # Checkpoint (rank 0): every checkpoint_every iterations and at the end
-        last = iteration == num_iterations
-        if rank == 0 and (last or args.checkpoint_every and iteration % args.checkpoint_every == 0):
-            state = training_state(args, run_name, global_step, iteration, agent, optimizers, obs_rms, reward_scaler,
-                                   lagrange)
-            save_checkpoint(state, f"{run_dir}/checkpoint.pt")
-            if args.save_model and last:
-                save_checkpoint(state, f"{run_dir}/{args.exp_name}.model")
+            # Checkpoint: every checkpoint_every iterations and at the end
+            last = iteration == num_iterations
+            if last or args.checkpoint_every and iteration % args.checkpoint_every == 0:
+                state = training_state(args, run_name, global_step, iteration, agent, optimizers, obs_rms,
+                                       reward_scaler, lagrange)
+                save_checkpoint(state, f"{run_dir}/checkpoint.pt")
+                if args.save_model and last:
+                    save_checkpoint(state, f"{run_dir}/{args.exp_name}.model")
+        if workers > 1:  # every worker gets the learner's parameters, statistics and λ
+            obs_rms, lagrange = share_learner_state(agent, obs_rms, lagrange)
 
     envs.close()
     result = {"global_step": global_step, "run_name": run_name, "agent": agent, "obs_rms": obs_rms,
@@ -638,16 +629,12 @@ def train(args: Args) -> dict:
         if args.track:
             import wandb
             wandb.finish()
-    finish_workers()
     return result
 
 def update(agent: Agent, optimizers: list, batch: dict, lagrange: dict, episode_costs: list, args: Args,
            critic_lr: Optional[float] = None) -> tuple:
-    """The learner's update on a batch (obs, actions, means, and each critic's advantages and returns): the
-    advantages standardized, λ moved on the costs of the episodes that ended (if any), one TRPO step on the policy
-    with the penalized Â, then the critics' fit (at critic_lr, if given). Returns (lagrange, the TRPO step's
-    statistics, the critics' losses). The cost-aware search lets the cost surrogate rise by max(−(J_c − d), 0), with
-    J_c of the latest rollout in which episodes ended."""
+    """The learner's update of a batch: Â standardized, λ moved on the episodes that ended, one TRPO step with the
+    penalized Â (the cost-aware search's slack from the latest J_c), the critics' fit (at critic_lr, if given)."""
     advantages, cost_advantages = standardize(batch["advantages"][0]), None
     if len(batch["advantages"]) > 1:
         cost_advantages = standardize(batch["advantages"][1], scale=args.standardize_cost_advantages)
@@ -735,6 +722,7 @@ def evaluate(model_path: str, env_id: Optional[str] = None, eval_episodes: int =
              device: str = "cpu") -> dict:
     """Runs a saved model deterministically (the mean action, clipped to the bounds), with its saved observation
     statistics, for eval_episodes episodes on env_id (unset: its own); prints and returns their returns and costs."""
+    check_types({"eval_model": model_path, "env_id": env_id, "eval_episodes": eval_episodes, "seed": seed})
     checkpoint = load_checkpoint(model_path)
     args = Args(**checkpoint["args"])
     env_id = env_id or args.env_id
@@ -770,35 +758,35 @@ def evaluate(model_path: str, env_id: Optional[str] = None, eval_episodes: int =
 # === Rollout workers and one learner: under `torchrun --nproc_per_node N` every worker collects num_steps / N steps of
 # each rollout; rank 0 gathers the batch, computes the update one process would, and sends the new state back: two
 # collectives an iteration, none inside the mathematics. Alone, these functions do nothing.
-def start_workers() -> tuple:
-    """(workers, rank). Under torchrun the worker joins the others once per process: gloo, since only NumPy arrays and
-    CPU tensors travel (the learner alone computes, on its GPU with --cuda)."""
+def start_workers(cuda: bool) -> tuple:
+    """(workers, rank, device): under torchrun the worker joins the others once per process, over gloo (only arrays
+    travel); the device is the GPU of the worker's local rank with --cuda (if there is one), else the CPU."""
     workers, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
     if workers > 1 and not dist.is_initialized():
         # torchrun's store outlives a restart: keys of the attempt's own keep a restarted worker from reading (and
         # connecting to) the address of a lost one
-        store = dist.PrefixStore(f"attempt{os.environ.get('TORCHELASTIC_RESTART_COUNT')}", next(dist.rendezvous("env://"))[0])
+        attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT")
+        store = dist.PrefixStore(f"attempt{attempt}", next(dist.rendezvous("env://"))[0])
         dist.init_process_group("gloo", store=store, rank=rank, world_size=workers)
         atexit.register(lambda: dist.is_initialized() and dist.destroy_process_group())
-    return workers, rank
+    if cuda and not torch.cuda.is_available():
+        print("warning: --cuda given but no CUDA device is available; training on the CPU", file=sys.stderr)
+    gpu = cuda and torch.cuda.is_available()
+    return workers, rank, torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0"))) if gpu else torch.device("cpu")
 
 def interrupted_run() -> Optional[str]:
-    """Under `torchrun --max-restarts N`, which restarts every worker when one is lost: the checkpoint of the run that
-    rank 0 marked runs/<run_name>/.torchrun-<TORCHELASTIC_RUN_ID> (an id torchrun keeps across restarts). None outside
-    torchrun, on a first attempt, or before that run's first checkpoint."""
-    if os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") == "0":
-        return None
-    marks = glob.glob(f"runs/*/.torchrun-{os.environ['TORCHELASTIC_RUN_ID']}")
-    return next((path for mark in marks if os.path.isfile(path := os.path.join(os.path.dirname(mark), "checkpoint.pt"))),
-                None)
+    """Under `torchrun --max-restarts N`, which restarts every worker when one is lost: the checkpoint (if any yet) of
+    the run that rank 0 marked runs/<run_name>/.torchrun-<TORCHELASTIC_RUN_ID>, an id torchrun keeps across restarts."""
+    restarted = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") != "0"
+    marks = glob.glob(f"runs/*/.torchrun-{os.environ['TORCHELASTIC_RUN_ID']}") if restarted else []
+    return next(filter(os.path.isfile, [os.path.join(os.path.dirname(mark), "checkpoint.pt") for mark in marks]), None)
 
 def from_learner(value):
     """Rank 0's value on every worker (one broadcast)."""
+    box = [value]
     if dist.is_initialized():
-        box = [value]
         dist.broadcast_object_list(box, src=0)
-        value = box[0]
-    return value
+    return box[0]
 
 def to_learner(batch: dict, episodes: list, own_obs_rms: RunningMeanStd, synced_obs_rms) -> tuple:
     """Rank 0 gets every worker's batch (concatenated in rank order), episodes and moments of the observations since
@@ -808,10 +796,12 @@ def to_learner(batch: dict, episodes: list, own_obs_rms: RunningMeanStd, synced_
     dist.gather_object((batch, episodes, own_obs_rms), gathered, dst=0)
     if gathered is None:
         return batch, episodes, None, synced_obs_rms
-    batches, episodes, moments = zip(*gathered)
+    batches, episodes, owns = zip(*gathered)
     batch = {key: np.concatenate([b[key] for b in batches], axis=-1 if key in ("values", "advantages", "returns") else 0)
              for key in batch}
-    merged = merge_statistics(synced_obs_rms, moments) if synced_obs_rms is not None else None
+    merged = copy.deepcopy(synced_obs_rms)
+    for own in owns if merged is not None else []:  # the statistics sent last, with every worker's observations since
+        merged.update_from_moments(own.mean, own.var, own.count)
     return batch, [episode for worker in episodes for episode in worker], merged, copy.deepcopy(merged)
 
 def share_learner_state(agent: Agent, obs_rms, lagrange: dict) -> tuple:
@@ -821,18 +811,14 @@ def share_learner_state(agent: Agent, obs_rms, lagrange: dict) -> tuple:
     agent.load_state_dict(state["agent"])
     return state["obs_rms"], state["lagrange"]
 
-def finish_workers():
-    if dist.is_initialized():
-        dist.barrier()  # every worker leaves together, once rank 0 has saved
-
 
 # === Command line: one-line errors before anything is written, the most basic problem first
 class UsageError(Exception):
     """A problem with the user's input: the command line prints it as one line, without a traceback."""
 
-def validate_args(args: Args, workers: int = 1) -> Args:
-    """Checks the env (its id, its actions, its cost where one is needed), then each number, then the sizes for
-    `workers` torchrun workers sharing each rollout. Fills in the default env id."""
+def validate_args(args: Args) -> Args:
+    """Checks the env (its id, its actions, its cost where one is needed), then each number, then the sizes (for
+    torchrun's workers sharing each rollout). Fills in the default env id. Args itself checked the types."""
     args = dataclasses.replace(args, env_id=args.env_id or "SafetyPointGoal1-v0")
     check_env(args.env_id, needs_cost=args.use_cost_critic or args.cost_limit is not None or args.penalty_coef != 0)
     for flag, package in [("track", "wandb"), ("capture_video", "moviepy")]:
@@ -854,7 +840,7 @@ def validate_args(args: Args, workers: int = 1) -> Args:
     if args.cost_line_search and args.cost_limit is None:
         raise UsageError("--cost-line-search tests the cost against the limit: give --cost-limit too")
     batch_size = args.num_envs * args.num_steps
-    if args.num_steps % workers != 0:
+    if args.num_steps % (workers := int(os.environ.get("WORLD_SIZE", "1"))) != 0:  # torchrun's workers
         raise UsageError(f"--num-steps {args.num_steps} cannot be shared by {workers} workers; choose a multiple")
     if args.total_timesteps < batch_size:
         raise UsageError(f"--total-timesteps {args.total_timesteps} is less than one batch of {batch_size} "
@@ -862,8 +848,8 @@ def validate_args(args: Args, workers: int = 1) -> Args:
     return args
 
 def check_env(env_id: str, needs_cost: bool = False):
-    """One line for an id no registry knows, actions that are not a Box, or (needs_cost) steps without info["cost"].
-    Every Safety-Gymnasium task passes the last two; another env is built and stepped once to find out."""
+    """One line for an id no registry knows or that cannot be made, observations without a shape, actions that are not
+    a Box, or (needs_cost) steps without info["cost"]. A Safety-Gymnasium task passes; another env is built to find out."""
     if env_id.startswith("Safety"):
         if env_id not in import_safety_gymnasium().utils.registration.safe_registry:
             raise UsageError(f"unknown Safety-Gymnasium env id {env_id!r} (e.g. SafetyPointGoal1-v0)")
@@ -872,7 +858,14 @@ def check_env(env_id: str, needs_cost: bool = False):
         gym.spec(env_id)
     except gym.error.Error as error:
         raise UsageError(f"unknown env id {env_id!r}: {error}") from None
-    with gym.make(env_id) as env:
+    try:
+        env = gym.make(env_id)
+    except gym.error.Error as error:  # e.g. a package it needs (Box2D) is missing
+        raise UsageError(f"{env_id}: {error}") from None
+    with env:
+        if env.observation_space.shape is None:  # a Dict or a Tuple of spaces
+            raise UsageError(f"{env_id} has a {type(env.observation_space).__name__} observation space; flatten it "
+                             f"(gymnasium.wrappers.FlattenObservation) for these networks")
         if not isinstance(env.action_space, gym.spaces.Box):
             hint = "; use trpo_discrete.py" if isinstance(env.action_space, gym.spaces.Discrete) else ""
             raise UsageError(f"{env_id} has a {type(env.action_space).__name__} action space; trpo_continuous.py needs "
@@ -886,18 +879,38 @@ def parse_args(argv=None) -> Args:
     args = tyro.cli(Args, args=argv)
     if args.config is None:
         return args
-    config_path = args.config
-    if not os.path.isfile(config_path):
-        raise UsageError(f"no config file at {config_path!r}")
-    with open(config_path) as f:
+    if not os.path.isfile(args.config):
+        raise UsageError(f"no config file at {args.config!r}")
+    with open(args.config) as f:
         values = yaml.safe_load(f) or {}
     if not isinstance(values, dict) or set(values) & set(LAUNCH_ARGUMENTS):
-        raise UsageError(f"{config_path!r} is not a yaml mapping of Args fields (but {', '.join(LAUNCH_ARGUMENTS)})")
+        raise UsageError(f"{args.config} is not a yaml mapping of Args fields (but {', '.join(LAUNCH_ARGUMENTS)})")
     try:  # yaml gives lists where Args has tuples
         defaults = Args(**{name: tuple(v) if isinstance(v, list) else v for name, v in values.items()})
-    except TypeError as error:
-        raise UsageError(f"{config_path!r}: {error}") from None
+    except (TypeError, UsageError) as error:
+        raise UsageError(f"{args.config}: {error}") from None
     return tyro.cli(Args, default=defaults, args=argv)
+
+def check_types(values: dict):
+    """One line for a value its flag would refuse for its type (Args' annotations say which): from Python or a file."""
+    annotations = get_type_hints(Args)
+    for name, value in values.items():
+        if not has_type(value, annotation := annotations[name]):
+            wanted = annotation.__name__ if isinstance(annotation, type) else str(annotation).replace("typing.", "")
+            raise UsageError(f"{name} must be of type {wanted}, got {value!r}")
+
+def has_type(value, annotation) -> bool:
+    """Whether value has the annotation's type as a flag would: a list stands for a tuple, and True is no number."""
+    origin, inner = get_origin(annotation), get_args(annotation)
+    if origin is Union:  # Optional[X]
+        return value is None or has_type(value, inner[0])
+    if origin is tuple:  # Tuple[X, ...] or of a fixed size
+        sized = isinstance(value, (list, tuple)) and (inner[-1] is Ellipsis or len(value) == len(inner))
+        return sized and all(has_type(item, inner[0]) for item in value)
+    if origin is Literal:
+        return value in inner
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return number if annotation is float else isinstance(value, annotation) and (annotation is bool) == isinstance(value, bool)
 
 def main(argv=None):
     try:
@@ -906,8 +919,8 @@ def main(argv=None):
             evaluate(args.eval_model, args.env_id, args.eval_episodes, args.seed)
         else:
             train(args)
-    except UsageError as error:
-        sys.exit(f"error: {error}")
+    except (UsageError, yaml.YAMLError) as error:  # a yaml file's error names the file
+        sys.exit(f"error: {' '.join(str(error).split())}")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 import dataclasses
 import importlib.util
 import math
+import re
 import shutil
 import subprocess
 import sys
@@ -189,6 +190,9 @@ def test_command_line_trains_saves_and_evaluates(script, run_script, in_tmp):
     assert again.returncode == 0 and "evaluation over 1 episodes" in again.stdout, again.stderr
     bad = run_script(script.file, "--env-id", "NoSuchEnv-v0")  # the one line of a real command line
     assert bad.returncode == 1 and bad.stderr.startswith("error: unknown env id") and bad.stderr.count("\n") == 1
+    (in_tmp / "bad.yaml").write_text("target_kl: small\n")
+    bad = run_script(script.file, "--config", "bad.yaml")  # tyro would only warn: the value is refused first
+    assert bad.returncode == 1 and bad.stderr == "error: bad.yaml: target_kl must be of type float, got 'small'\n"
 
 
 def bad_inputs(script):
@@ -202,6 +206,8 @@ def bad_inputs(script):
         "gamma above 1": (["--gamma", "1.5"], "--gamma must be in [0, 1]"),
         "batch larger than total": (["--total-timesteps", "100"], "less than one batch"),
         "unknown env id before sizes": (["--env-id", "NoSuchEnv-v9", "--total-timesteps", "2048"], "unknown env id"),
+        "a package the env needs missing": (["--env-id", "LunarLander-v2"], "Box2D is not installed"),
+        "observations without a shape": (["--env-id", "Blackjack-v1"], "has a Tuple observation space; flatten it"),
         "other action type before sizes": (["--env-id", script.other_kind_env, "--num-steps", "0"], script.other_script),
         "zero critic minibatch": (["--critic-minibatch-size", "0"], "--critic-minibatch-size must be positive"),
         "zero hidden size": (["--hidden-sizes", "64", "0"], "--hidden-sizes must be positive sizes"),
@@ -257,6 +263,46 @@ def test_incompatible_or_corrupt_model_is_one_clear_line(script, in_tmp):
         assert error.startswith("error: ") and message in error and "\n" not in error, error
 
 
+WRONG_TYPES = {  # each kind of value that its flag would refuse: (field, value) for each script
+    "a word for a number": [("target_kl", "small")] * 2,
+    "a number for a list": [("hidden_sizes", 64)] * 2,
+    "a list of the wrong length or items": [("std_schedule", [0.5]), ("hidden_sizes", [64, "big"])],
+    "a fraction for an integer": [("num_steps", 64.5)] * 2,
+    "true for an integer": [("seed", True)] * 2,
+    "a word outside the choices": [("activation", "sigmoid")] * 2,
+}
+
+
+@pytest.mark.parametrize("case", list(WRONG_TYPES))
+def test_a_value_of_the_wrong_type_is_one_line_from_a_yaml_a_checkpoint_or_python(script, case, in_tmp):
+    name, value = WRONG_TYPES[case][script is DISCRETE]
+    wanted = f"{name} must be of type"
+    (in_tmp / "bad.yaml").write_text(yaml.safe_dump({name: value}))
+    torch.save({"format": script.module.__name__, "args": {name: value}}, in_tmp / "bad.pt")  # its saved arguments
+    for argv in (["--config", "bad.yaml"], ["--resume", "bad.pt"], ["--eval-model", "bad.pt"]):
+        error = main_error(script, argv)
+        assert error.startswith("error: ") and wanted in error and "\n" not in error, error
+    assert main_error(script, ["--config", "bad.yaml"]).startswith(f"error: bad.yaml: {wanted}")
+    with pytest.raises(script.module.UsageError, match=f"^{wanted}"):  # train(Args(...)) and the like
+        script.module.Args(**{name: value})
+    assert sorted(path.name for path in in_tmp.iterdir()) == ["bad.pt", "bad.yaml"]  # no runs/
+
+
+def test_evaluate_from_python_refuses_arguments_of_the_wrong_type(script, in_tmp):
+    for arguments, wanted in [(dict(eval_episodes="10"), "eval_episodes must be of type int, got '10'"),
+                              (dict(env_id=3), "env_id must be of type Optional[str], got 3"),
+                              (dict(seed=0.5), "seed must be of type int, got 0.5")]:
+        with pytest.raises(script.module.UsageError, match=re.escape(wanted)):
+            script.module.evaluate("no.model", **arguments)
+
+
+def test_every_preset_loads_and_trains(in_tmp):
+    for preset in sorted((Path(__file__).parent.parent / "benchmark" / "presets").glob("*.yaml")):
+        args = trpo_continuous.parse_args(["--config", str(preset), "--env-id", "CostPendulum-v1", "--num-steps", "200",
+                                           "--total-timesteps", "200", "--critic-minibatch-size", "50"])
+        assert trpo_continuous.train(args)["global_step"] == 200, preset.name
+
+
 def test_cuda_without_gpu_falls_back_with_a_warning(script, in_tmp, capsys):
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
@@ -268,8 +314,8 @@ def test_cuda_without_gpu_falls_back_with_a_warning(script, in_tmp, capsys):
 def test_device_follows_the_cuda_flag_and_the_local_rank(script, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # as on a machine with GPUs
     monkeypatch.setenv("LOCAL_RANK", "1")  # (torchrun's, for each worker)
-    assert script.module.start_worker(True, workers=1) == (torch.device("cuda", 1), 0)
-    assert script.module.start_worker(False, workers=1) == (torch.device("cpu"), 0)
+    assert script.module.start_workers(True) == (1, 0, torch.device("cuda", 1))  # alone: 1 worker, rank 0
+    assert script.module.start_workers(False) == (1, 0, torch.device("cpu"))
 
 
 def test_discrete_learns_cartpole(in_tmp):
