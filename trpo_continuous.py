@@ -183,7 +183,6 @@ class RunningMeanStd:
         self.mean, self.var, self.count = state["mean"].numpy(), state["var"].numpy(), float(state["count"])
         return self
 
-
 def normalize_obs(obs: np.ndarray, obs_rms: Optional[RunningMeanStd]) -> np.ndarray:
     """clip((s − μ) / √(σ² + 1e-8), −5, 5) as float32 (the clip is OmniSafe's); s itself when obs_rms is None."""
     if obs_rms is None:

@@ -1,0 +1,162 @@
+"""The batch study's report (benchmark/README.md, "The batch"), from committed curves only:
+
+    .venv/bin/python -m pip install -r benchmark/requirements.txt -c requirements.txt   # rliable, once
+    .venv/bin/python benchmark/batch_study.py                                          # after batch_study.sh's runs
+    .venv/bin/python benchmark/batch_study.py --random-returns                         # measure the random policies
+
+Per task and candidate: last 20 / best 20 / eval (as report.py defines them), the mean over seeds with a 95%
+percentile-bootstrap interval. Across tasks, rliable (Agarwal et al., NeurIPS 2021): the interquartile mean (IQM) of
+normalized scores with 95% stratified-bootstrap intervals, and the performance profile of last 20. A task's score is
+normalized between a random policy's return (measured here: benchmark/results/batch/random_returns.json) and a
+reference (REFERENCES: the best published TRPO number at about 1M steps where there is one). Writes
+benchmark/results/batch/study.md, profile.png and iqm.png. The seeds counted are 0 to 4 (fewer while runs are
+missing: each task then counts the seeds that every candidate has)."""
+import argparse
+import glob
+import json
+import os
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import report  # noqa: E402  (this folder's report.py: its curve reader and run summary)
+
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+OUT = os.path.join(RESULTS, "batch")
+CANDIDATES = {"batch1024": "16 × 64", "batch2048": "16 × 128", "batch4096": "16 × 256"}
+SEEDS = range(5)
+# env id: (reference return, where it comes from)
+REFERENCES = {
+    "HalfCheetah-v4": (4471.2, "Tianshou TRPO, best, 1M"),
+    "Hopper-v4": (3618.4, "SB3-contrib TRPO, eval, 1M"),
+    "Ant-v4": (3000.0, "no published TRPO at 1M: 3000, about the best evaluation here"),
+    "InvertedDoublePendulum-v4": (8435.2, "Tianshou TRPO, best, 1M"),
+    "Pendulum-v1": (-174.6, "SB3-contrib TRPO, eval, 100k"),
+    "SafetyPointGoal1-v0": (27.20, "OmniSafe TRPO, 1e7"),
+    "SafetyHalfCheetahVelocity-v1": (2884.68, "OmniSafe TRPOLag, cost limit 25, 1e7"),
+}
+# batch1024 is the defaults before this study: its seeds 0 to 2 (and Ant-v4's 3 and 4) are earlier folders' runs of
+# the same update (identity.py), read under their own exp names; its seeds 3 and 4 elsewhere are results/batch's.
+EARLIER = [("readme", "defaults"), ("readme", "lag25"), ("defaults", "no_anneal")]
+METRICS = {"return": "last 20", "best": "best 20", "eval": "eval"}
+
+
+def runs_of(candidate: str) -> dict:
+    """{env id: {seed: run summary}} of a candidate, from the committed curves."""
+    found = {}
+    sources = [("batch", candidate)] + (EARLIER if candidate == "batch1024" else [])
+    for folder, exp in sources:
+        for path in sorted(glob.glob(os.path.join(RESULTS, folder, "curves", f"*__{exp}__*.csv.gz"))):
+            run_args, series = report.read_curve_csv(path)
+            if run_args["env_id"] not in REFERENCES or "eval/episodic_return" not in series:
+                continue  # another task, or a run not finished
+            run = report.load_run(run_args, series, os.path.basename(path), report.Args(results_dir=""))
+            found.setdefault(run["env"], {}).setdefault(run["seed"], run)  # the study's own runs first
+    return found
+
+
+def interval(scores: np.ndarray, rng: np.random.Generator, reps: int = 10000) -> tuple:
+    """The mean and its 95% percentile-bootstrap interval over seeds."""
+    means = rng.choice(scores, (reps, len(scores))).mean(axis=1)
+    return scores.mean(), np.percentile(means, 2.5), np.percentile(means, 97.5)
+
+
+def random_returns(episodes: int = 10) -> dict:
+    """Each task's mean return of uniformly random actions over `episodes` episodes (seed 0)."""
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    import trpo_continuous
+    returns = {}
+    for env_id in REFERENCES:
+        env = trpo_continuous.make_env(env_id, 0, False, "")()
+        env.reset(seed=0)
+        env.action_space.seed(0)
+        episode_returns = []
+        while len(episode_returns) < episodes:
+            *_, terminated, truncated, info = env.step(env.action_space.sample())
+            if terminated or truncated:
+                episode_returns.append(float(info["episode"]["r"]))
+                env.reset()
+        returns[env_id] = float(np.mean(episode_returns))
+        print(f"{env_id}: {returns[env_id]:.2f}", flush=True)
+    return returns
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--random-returns", action="store_true", help="measure the random policies' returns first")
+    if parser.parse_args().random_returns:
+        with open(os.path.join(OUT, "random_returns.json"), "w") as f:
+            json.dump(random_returns(), f, indent=1)
+    from rliable import library as rly, metrics, plot_utils
+    with open(os.path.join(OUT, "random_returns.json")) as f:
+        random = json.load(f)
+    runs = {candidate: runs_of(candidate) for candidate in CANDIDATES}
+    rng = np.random.default_rng(0)
+    lines = ["# The batch study", "", "Mean over seeds [95% bootstrap interval]; (n) the seeds counted. Written by "
+             "`benchmark/batch_study.py` from the committed curves.", ""]
+    seeds = {}  # env id: the seeds that every candidate has
+    for env_id, (reference, source) in REFERENCES.items():
+        seeds[env_id] = [s for s in SEEDS if all(s in runs[c].get(env_id, {}) for c in CANDIDATES)]
+        lines += [f"## {env_id}", "", f"normalized between {random[env_id]:.2f} (random actions) and {reference} "
+                  f"({source})", "", "| candidate | envs × steps | " + " | ".join(METRICS.values()) + " | cost |",
+                  "|---|---|" + "---|" * (len(METRICS) + 1)]
+        for candidate, shape in CANDIDATES.items():
+            picked = [runs[candidate][env_id][s] for s in seeds[env_id]]
+            if not picked:
+                lines.append(f"| {candidate} | {shape} | (no seed that every candidate has yet) |")
+                continue
+            cells = ["{:.1f} [{:.1f}, {:.1f}]".format(*interval(np.array([r[m] for r in picked]), rng)) for m in METRICS]
+            costs = np.array([r["cost"] for r in picked])
+            cost = "{:.1f} [{:.1f}, {:.1f}]".format(*interval(costs, rng)) if not np.isnan(costs).any() else ""
+            lines.append(f"| {candidate} | {shape} | " + " | ".join(cells) + f" | {cost} | ({len(picked)})")
+        lines.append("")
+    # rliable: a (runs × tasks) matrix of normalized scores per candidate, with as many runs on every task
+    count = min(len(s) for s in seeds.values())
+    lines += ["## Across tasks: interquartile mean of normalized scores", "",
+              f"rliable, {count} seeds per task, 95% stratified-bootstrap intervals (50000 resamples)", "",
+              "| candidate | " + " | ".join(METRICS.values()) + " |", "|---|" + "---|" * len(METRICS)]
+    if count == 0:
+        lines.append("| (no task has a seed of every candidate yet) |")
+    else:
+        normalized = {metric: {candidate: np.array([[  # each task's first `count` seeds that every candidate has
+            (runs[candidate][env_id][seeds[env_id][k]][metric] - random[env_id]) / (REFERENCES[env_id][0] - random[env_id])
+            for env_id in REFERENCES] for k in range(count)]) for candidate in CANDIDATES} for metric in METRICS}
+        estimates = {metric: rly.get_interval_estimates(normalized[metric], lambda x: np.array([metrics.aggregate_iqm(x)]),
+                                                        reps=50000) for metric in METRICS}
+        for candidate in CANDIDATES:
+            lines.append(f"| {candidate} | " + " | ".join(
+                f"{estimates[m][0][candidate][0]:.3f} [{estimates[m][1][candidate][0, 0]:.3f}, "
+                f"{estimates[m][1][candidate][1, 0]:.3f}]" for m in METRICS) + " |")
+        figure, axes = plt.subplots(1, len(METRICS), figsize=(4 * len(METRICS), 2.5))
+        for ax, metric in zip(axes, METRICS):
+            points, intervals = estimates[metric]
+            for k, candidate in enumerate(CANDIDATES):
+                ax.errorbar(points[candidate][0], k, xerr=[[points[candidate][0] - intervals[candidate][0, 0]],
+                                                            [intervals[candidate][1, 0] - points[candidate][0]]], fmt="o")
+            ax.set_yticks(range(len(CANDIDATES)), [f"{c} ({s})" for c, s in CANDIDATES.items()])
+            ax.set_title(f"IQM, {METRICS[metric]}")
+            ax.set_xlabel("normalized score")
+        figure.tight_layout()
+        figure.savefig(os.path.join(OUT, "iqm.png"), dpi=100)
+        thresholds = np.linspace(0.0, 1.5, 61)
+        profiles, bands = rly.create_performance_profile(normalized["return"], thresholds)
+        figure, ax = plt.subplots(figsize=(6, 4))
+        plot_utils.plot_performance_profiles(profiles, thresholds, performance_profile_cis=bands, ax=ax,
+                                             xlabel=r"normalized score $\tau$ (last 20)",
+                                             colors=dict(zip(CANDIDATES, ["C0", "C1", "C2"])))
+        ax.legend([f"{c} ({s})" for c, s in CANDIDATES.items()])
+        figure.tight_layout()
+        figure.savefig(os.path.join(OUT, "profile.png"), dpi=100)
+        lines += ["", "![IQM](iqm.png)", "", "![performance profile](profile.png)"]
+    with open(os.path.join(OUT, "study.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
