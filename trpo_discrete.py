@@ -13,13 +13,14 @@ import time
 import warnings
 from collections import deque
 from dataclasses import dataclass
-from typing import Callable, Literal, Optional, Tuple, Union, get_args, get_origin, get_type_hints
+from typing import Callable, Literal, Optional, Tuple, get_args, get_type_hints
 
 import gymnasium as gym
 import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn as nn
+import typeguard
 import tyro
 import yaml
 from torch.distributions import Categorical
@@ -712,25 +713,17 @@ def parse_args(argv=None) -> Args:
     return tyro.cli(Args, default=defaults, args=argv)
 
 def check_types(values: dict):
-    """One line for a value its flag would refuse for its type (Args' annotations say which): from Python or a file."""
+    """One line for a value its flag would refuse for its type, whether from Python or a file: typeguard (tyro's own
+    checker) holds it to Args' annotation, every item of a list, which stands for a tuple; True is no number."""
     annotations = get_type_hints(Args)
     for name, value in values.items():
-        if not has_type(value, annotation := annotations[name]):
-            wanted = annotation.__name__ if isinstance(annotation, type) else str(annotation).replace("typing.", "")
-            raise UsageError(f"{name} must be of type {wanted}, got {value!r}")
-
-def has_type(value, annotation) -> bool:
-    """Whether value has the annotation's type as a flag would: a list stands for a tuple, and True is no number."""
-    origin, inner = get_origin(annotation), get_args(annotation)
-    if origin is Union:  # Optional[X]
-        return value is None or has_type(value, inner[0])
-    if origin is tuple:  # Tuple[X, ...] or of a fixed size
-        sized = isinstance(value, (list, tuple)) and (inner[-1] is Ellipsis or len(value) == len(inner))
-        return sized and all(has_type(item, inner[0]) for item in value)
-    if origin is Literal:
-        return value in inner
-    number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    return number if annotation is float else isinstance(value, annotation) and (annotation is bool) == isinstance(value, bool)
+        try:
+            if isinstance(value, bool) and bool not in (annotations[name], *get_args(annotations[name])):
+                raise typeguard.TypeCheckError("is a bool, not a number")
+            typeguard.check_type(tuple(value) if isinstance(value, list) else value, annotations[name],
+                                 collection_check_strategy=typeguard.CollectionCheckStrategy.ALL_ITEMS)
+        except typeguard.TypeCheckError as error:
+            raise UsageError(f"{name} = {value!r}: {' '.join(str(error).split())}") from None
 
 def main(argv=None):
     try:

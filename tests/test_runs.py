@@ -192,7 +192,7 @@ def test_command_line_trains_saves_and_evaluates(script, run_script, in_tmp):
     assert bad.returncode == 1 and bad.stderr.startswith("error: unknown env id") and bad.stderr.count("\n") == 1
     (in_tmp / "bad.yaml").write_text("target_kl: small\n")
     bad = run_script(script.file, "--config", "bad.yaml")  # tyro would only warn: the value is refused first
-    assert bad.returncode == 1 and bad.stderr == "error: bad.yaml: target_kl must be of type float, got 'small'\n"
+    assert bad.returncode == 1 and bad.stderr == "error: bad.yaml: target_kl = 'small': str is neither float or int\n"
 
 
 def bad_inputs(script):
@@ -276,7 +276,7 @@ WRONG_TYPES = {  # each kind of value that its flag would refuse: (field, value)
 @pytest.mark.parametrize("case", list(WRONG_TYPES))
 def test_a_value_of_the_wrong_type_is_one_line_from_a_yaml_a_checkpoint_or_python(script, case, in_tmp):
     name, value = WRONG_TYPES[case][script is DISCRETE]
-    wanted = f"{name} must be of type"
+    wanted = f"{name} = "
     (in_tmp / "bad.yaml").write_text(yaml.safe_dump({name: value}))
     torch.save({"format": script.module.__name__, "args": {name: value}}, in_tmp / "bad.pt")  # its saved arguments
     for argv in (["--config", "bad.yaml"], ["--resume", "bad.pt"], ["--eval-model", "bad.pt"]):
@@ -289,9 +289,9 @@ def test_a_value_of_the_wrong_type_is_one_line_from_a_yaml_a_checkpoint_or_pytho
 
 
 def test_evaluate_from_python_refuses_arguments_of_the_wrong_type(script, in_tmp):
-    for arguments, wanted in [(dict(eval_episodes="10"), "eval_episodes must be of type int, got '10'"),
-                              (dict(env_id=3), "env_id must be of type Optional[str], got 3"),
-                              (dict(seed=0.5), "seed must be of type int, got 0.5")]:
+    for arguments, wanted in [(dict(eval_episodes="10"), "eval_episodes = '10': str is not an instance of int"),
+                              (dict(env_id=3), "env_id = 3: int did not match any element in the union"),
+                              (dict(seed=0.5), "seed = 0.5: float is not an instance of int")]:
         with pytest.raises(script.module.UsageError, match=re.escape(wanted)):
             script.module.evaluate("no.model", **arguments)
 
