@@ -855,13 +855,10 @@ def check_env(env_id: str, needs_cost: bool = False):
             raise UsageError(f"unknown Safety-Gymnasium env id {env_id!r} (e.g. SafetyPointGoal1-v0)")
         return
     try:
-        gym.spec(env_id)
-    except gym.error.Error as error:
-        raise UsageError(f"unknown env id {env_id!r}: {error}") from None
-    try:
         env = gym.make(env_id)
-    except gym.error.Error as error:  # e.g. a package it needs (Box2D) is missing
-        raise UsageError(f"{env_id}: {error}") from None
+    except gym.error.Error as error:  # an id no registry knows, or a package it needs (Box2D) missing
+        what = "unknown env id" if isinstance(error, gym.error.Unregistered) else "cannot make"
+        raise UsageError(f"{what} {env_id!r}: {error}") from None
     with env:
         if env.observation_space.shape is None:  # a Dict or a Tuple of spaces
             raise UsageError(f"{env_id} has a {type(env.observation_space).__name__} observation space; flatten it "

@@ -679,13 +679,10 @@ def check_env(env_id: str):
     if env_id.startswith("Safety"):
         raise UsageError(f"{env_id}: Safety-Gymnasium tasks have continuous actions; use trpo_continuous.py")
     try:
-        gym.spec(env_id)
-    except gym.error.Error as error:
-        raise UsageError(f"unknown env id {env_id!r}: {error}") from None
-    try:
         env = gym.make(env_id)
-    except gym.error.Error as error:  # e.g. a package it needs (Box2D) is missing
-        raise UsageError(f"{env_id}: {error}") from None
+    except gym.error.Error as error:  # an id no registry knows, or a package it needs (Box2D) missing
+        what = "unknown env id" if isinstance(error, gym.error.Unregistered) else "cannot make"
+        raise UsageError(f"{what} {env_id!r}: {error}") from None
     with env:
         if env.observation_space.shape is None:  # a Dict or a Tuple of spaces
             raise UsageError(f"{env_id} has a {type(env.observation_space).__name__} observation space; flatten it "
