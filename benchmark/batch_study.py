@@ -29,6 +29,7 @@ import report  # noqa: E402  (this folder's report.py: its curve reader and run 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 OUT = os.path.join(RESULTS, "batch")
 CANDIDATES = {"batch1024": "16 × 64", "batch2048": "16 × 128", "batch4096": "16 × 256"}
+COLORS = dict(zip(CANDIDATES, ["C0", "C1", "C2"]))
 SEEDS = range(5)
 # env id: (reference return, where it comes from)
 REFERENCES = {
@@ -97,14 +98,14 @@ def main():
         random = json.load(f)
     runs = {candidate: runs_of(candidate) for candidate in CANDIDATES}
     rng = np.random.default_rng(0)
-    lines = ["# The batch study", "", "Mean over seeds [95% bootstrap interval]; (n) the seeds counted. Written by "
+    lines = ["# The batch study", "", "Mean over seeds [95% bootstrap interval]; seeds: how many are counted. Written by "
              "`benchmark/batch_study.py` from the committed curves.", ""]
     seeds = {}  # env id: the seeds that every candidate has
     for env_id, (reference, source) in REFERENCES.items():
         seeds[env_id] = [s for s in SEEDS if all(s in runs[c].get(env_id, {}) for c in CANDIDATES)]
         lines += [f"## {env_id}", "", f"normalized between {random[env_id]:.2f} (random actions) and {reference} "
-                  f"({source})", "", "| candidate | envs × steps | " + " | ".join(METRICS.values()) + " | cost |",
-                  "|---|---|" + "---|" * (len(METRICS) + 1)]
+                  f"({source})", "", "| candidate | envs × steps | " + " | ".join(METRICS.values()) + " | cost | seeds |",
+                  "|---|---|" + "---|" * (len(METRICS) + 2)]
         for candidate, shape in CANDIDATES.items():
             picked = [runs[candidate][env_id][s] for s in seeds[env_id]]
             if not picked:
@@ -113,19 +114,21 @@ def main():
             cells = ["{:.1f} [{:.1f}, {:.1f}]".format(*interval(np.array([r[m] for r in picked]), rng)) for m in METRICS]
             costs = np.array([r["cost"] for r in picked])
             cost = "{:.1f} [{:.1f}, {:.1f}]".format(*interval(costs, rng)) if not np.isnan(costs).any() else ""
-            lines.append(f"| {candidate} | {shape} | " + " | ".join(cells) + f" | {cost} | ({len(picked)})")
+            lines.append(f"| {candidate} | {shape} | " + " | ".join(cells) + f" | {cost} | {len(picked)} |")
         lines.append("")
     # rliable: a (runs × tasks) matrix of normalized scores per candidate, with as many runs on every task
-    count = min(len(s) for s in seeds.values())
+    tasks = [env_id for env_id in REFERENCES if seeds[env_id]]  # all of them once every run is in
+    count = min((len(seeds[env_id]) for env_id in tasks), default=0)
     lines += ["## Across tasks: interquartile mean of normalized scores", "",
-              f"rliable, {count} seeds per task, 95% stratified-bootstrap intervals (50000 resamples)", "",
+              f"rliable, {count} seeds on each of {len(tasks)} tasks ({', '.join(tasks)}), 95% stratified-bootstrap "
+              "intervals (50000 resamples)", "",
               "| candidate | " + " | ".join(METRICS.values()) + " |", "|---|" + "---|" * len(METRICS)]
     if count == 0:
         lines.append("| (no task has a seed of every candidate yet) |")
     else:
         normalized = {metric: {candidate: np.array([[  # each task's first `count` seeds that every candidate has
             (runs[candidate][env_id][seeds[env_id][k]][metric] - random[env_id]) / (REFERENCES[env_id][0] - random[env_id])
-            for env_id in REFERENCES] for k in range(count)]) for candidate in CANDIDATES} for metric in METRICS}
+            for env_id in tasks] for k in range(count)]) for candidate in CANDIDATES} for metric in METRICS}
         estimates = {metric: rly.get_interval_estimates(normalized[metric], lambda x: np.array([metrics.aggregate_iqm(x)]),
                                                         reps=50000) for metric in METRICS}
         for candidate in CANDIDATES:
@@ -137,7 +140,8 @@ def main():
             points, intervals = estimates[metric]
             for k, candidate in enumerate(CANDIDATES):
                 ax.errorbar(points[candidate][0], k, xerr=[[points[candidate][0] - intervals[candidate][0, 0]],
-                                                            [intervals[candidate][1, 0] - points[candidate][0]]], fmt="o")
+                                                            [intervals[candidate][1, 0] - points[candidate][0]]], fmt="o",
+                            color=COLORS[candidate])
             ax.set_yticks(range(len(CANDIDATES)), [f"{c} ({s})" for c, s in CANDIDATES.items()])
             ax.set_title(f"IQM, {METRICS[metric]}")
             ax.set_xlabel("normalized score")
@@ -148,8 +152,9 @@ def main():
         figure, ax = plt.subplots(figsize=(6, 4))
         plot_utils.plot_performance_profiles(profiles, thresholds, performance_profile_cis=bands, ax=ax,
                                              xlabel=r"normalized score $\tau$ (last 20)",
-                                             colors=dict(zip(CANDIDATES, ["C0", "C1", "C2"])))
-        ax.legend([f"{c} ({s})" for c, s in CANDIDATES.items()])
+                                             colors=COLORS)
+        ax.legend(handles=[matplotlib.lines.Line2D([], [], color=COLORS[c], label=f"{c} ({s})")
+                           for c, s in CANDIDATES.items()])
         figure.tight_layout()
         figure.savefig(os.path.join(OUT, "profile.png"), dpi=100)
         lines += ["", "![IQM](iqm.png)", "", "![performance profile](profile.png)"]
