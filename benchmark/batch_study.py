@@ -67,6 +67,14 @@ def interval(scores: np.ndarray, rng: np.random.Generator, reps: int = 10000) ->
     return scores.mean(), np.percentile(means, 2.5), np.percentile(means, 97.5)
 
 
+def probability_of_improvement(x: np.ndarray, y: np.ndarray) -> float:
+    """P(X > Y) of two (runs × tasks) score matrices: on each task, the fraction of pairs of runs where X's is greater
+    (ties count half: Mann-Whitney's U / (n_x n_y)), averaged over the tasks."""
+    greater = (x[:, None, :] > y[None, :, :]).mean(axis=(0, 1))
+    ties = (x[:, None, :] == y[None, :, :]).mean(axis=(0, 1))
+    return float(np.mean(greater + 0.5 * ties))
+
+
 def random_returns(episodes: int = 10) -> dict:
     """Each task's mean return of uniformly random actions over `episodes` episodes (seed 0)."""
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -104,17 +112,18 @@ def main():
     for env_id, (reference, source) in REFERENCES.items():
         seeds[env_id] = [s for s in SEEDS if all(s in runs[c].get(env_id, {}) for c in CANDIDATES)]
         lines += [f"## {env_id}", "", f"normalized between {random[env_id]:.2f} (random actions) and {reference} "
-                  f"({source})", "", "| candidate | envs × steps | " + " | ".join(METRICS.values()) + " | cost | seeds |",
-                  "|---|---|" + "---|" * (len(METRICS) + 2)]
+                  f"({source})", "", "| candidate | envs × steps | " + " | ".join(METRICS.values())
+                  + " | cost | cost after 200k | seeds |", "|---|---|" + "---|" * (len(METRICS) + 3)]
         for candidate, shape in CANDIDATES.items():
             picked = [runs[candidate][env_id][s] for s in seeds[env_id]]
             if not picked:
                 lines.append(f"| {candidate} | {shape} | (no seed that every candidate has yet) |")
                 continue
             cells = ["{:.1f} [{:.1f}, {:.1f}]".format(*interval(np.array([r[m] for r in picked]), rng)) for m in METRICS]
-            costs = np.array([r["cost"] for r in picked])
-            cost = "{:.1f} [{:.1f}, {:.1f}]".format(*interval(costs, rng)) if not np.isnan(costs).any() else ""
-            lines.append(f"| {candidate} | {shape} | " + " | ".join(cells) + f" | {cost} | {len(picked)} |")
+            for key in ("cost", "cost_after"):  # the cost of the same episodes; after 200k steps (with a limit)
+                costs = np.array([r[key] for r in picked])
+                cells.append("{:.1f} [{:.1f}, {:.1f}]".format(*interval(costs, rng)) if not np.isnan(costs).any() else "")
+            lines.append(f"| {candidate} | {shape} | " + " | ".join(cells) + f" | {len(picked)} |")
         lines.append("")
     # rliable: a (runs × tasks) matrix of normalized scores per candidate, with as many runs on every task
     tasks = [env_id for env_id in REFERENCES if seeds[env_id]]  # all of them once every run is in
@@ -135,6 +144,18 @@ def main():
             lines.append(f"| {candidate} | " + " | ".join(
                 f"{estimates[m][0][candidate][0]:.3f} [{estimates[m][1][candidate][0, 0]:.3f}, "
                 f"{estimates[m][1][candidate][1, 0]:.3f}]" for m in METRICS) + " |")
+        # rliable's probability of improvement (its metric, vectorized: 100 times faster than scipy's per call)
+        pairs = [(x, y) for i, y in enumerate(CANDIDATES) for x in list(CANDIDATES)[i + 1:]]
+        lines += ["", f"Probability of improvement P(X > Y), averaged over the {len(tasks)} tasks, 95% stratified-bootstrap "
+                  "intervals (2000 resamples); 0.5: neither", "",
+                  "| X | Y | " + " | ".join(METRICS.values()) + " |", "|---|---|" + "---|" * len(METRICS)]
+        improvement = {metric: rly.get_interval_estimates(
+            {f"{x},{y}": (normalized[metric][x], normalized[metric][y]) for x, y in pairs},
+            probability_of_improvement, reps=2000) for metric in METRICS}
+        for x, y in pairs:
+            lines.append(f"| {x} | {y} | " + " | ".join("{:.2f} [{:.2f}, {:.2f}]".format(
+                *np.ravel(improvement[m][0][f"{x},{y}"]), *np.ravel(improvement[m][1][f"{x},{y}"])) for m in METRICS)
+                + " |")
         figure, axes = plt.subplots(1, len(METRICS), figsize=(4 * len(METRICS), 2.5))
         for ax, metric in zip(axes, METRICS):
             points, intervals = estimates[metric]
