@@ -49,16 +49,45 @@ METRICS = {"return": "last 20", "best": "best 20", "eval": "eval"}
 
 def runs_of(candidate: str) -> dict:
     """{env id: {seed: run summary}} of a candidate, from the committed curves."""
+    return runs_in([("batch", candidate)] + (EARLIER if candidate == "batch1024" else []))
+
+
+def runs_in(sources: list) -> dict:
+    """{env id: {seed: run summary}} of the finished runs of (results folder, exp name) pairs, the first pair first."""
     found = {}
-    sources = [("batch", candidate)] + (EARLIER if candidate == "batch1024" else [])
     for folder, exp in sources:
         for path in sorted(glob.glob(os.path.join(RESULTS, folder, "curves", f"*__{exp}__*.csv.gz"))):
             run_args, series = report.read_curve_csv(path)
-            if run_args["env_id"] not in REFERENCES or "eval/episodic_return" not in series:
-                continue  # another task, or a run not finished
+            if "eval/episodic_return" not in series:
+                continue  # a run not finished
             run = report.load_run(run_args, series, os.path.basename(path), report.Args(results_dir=""))
             found.setdefault(run["env"], {}).setdefault(run["seed"], run)  # the study's own runs first
     return found
+
+
+def readme_rows(runs: dict, rng: np.random.Generator) -> list:
+    """The README's results table: the scripts' default candidate on the suite (its seeds 0 to 4), CartPole-v1 from
+    results/readme, and OmniSafe's own TRPO on SafetyPointGoal1-v0 (results/main, 3 seeds)."""
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    import trpo_continuous
+    default = next(c for c, shape in CANDIDATES.items() if shape == f"16 × {trpo_continuous.Args.num_steps}")
+    rows = {env_id: [runs[default][env_id][s] for s in SEEDS if s in runs[default].get(env_id, {})] for env_id in REFERENCES}
+    rows["CartPole-v1 (trpo_discrete.py)"] = list(runs_in([("readme", "defaults")]).get("CartPole-v1", {}).values())
+    omnisafe = glob.glob(os.path.join(RESULTS, "main", "omnisafe", "TRPO-{SafetyPointGoal1-v0}", "seed-*", "progress.csv"))
+    rows["SafetyPointGoal1-v0, OmniSafe's TRPO"] = [  # its last epoch's mean episode: no best 20 of episodes
+        dict(report.load_omnisafe_run(path, report.Args(results_dir="")), best=np.nan) for path in sorted(omnisafe)]
+    lines = ["## The README's rows", "", f"The scripts' defaults ({default}, `trpo_continuous.py`'s `num_steps` "
+             f"{trpo_continuous.Args.num_steps}): mean over seeds [95% bootstrap interval]", "",
+             "| task | last 20 | best 20 | eval | cost | cost after 200k | seeds |", "|---|---|---|---|---|---|---|"]
+    for task, picked in rows.items():
+        cells = []
+        for key in ("return", "best", "eval", "cost", "cost_after"):
+            values = np.array([r[key] for r in picked])
+            digits = 0 if np.abs(values).mean() >= 100 else 1
+            cells.append("" if np.isnan(values).any() or not len(values) else
+                         "{:.{d}f} [{:.{d}f}, {:.{d}f}]".format(*interval(values, rng), d=digits))
+        lines.append(f"| {task} | " + " | ".join(cells) + f" | {len(picked)} |")
+    return lines + [""]
 
 
 def interval(scores: np.ndarray, rng: np.random.Generator, reps: int = 10000) -> tuple:
@@ -179,6 +208,7 @@ def main():
         figure.tight_layout()
         figure.savefig(os.path.join(OUT, "profile.png"), dpi=100)
         lines += ["", "![IQM](iqm.png)", "", "![performance profile](profile.png)"]
+    lines += [""] + readme_rows(runs, rng)
     with open(os.path.join(OUT, "study.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))
