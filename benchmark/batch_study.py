@@ -82,12 +82,16 @@ def readme_rows(runs: dict, rng: np.random.Generator) -> list:
     for task, picked in rows.items():
         cells = []
         for key in ("return", "best", "eval", "cost", "cost_after"):
-            values = np.array([r[key] for r in picked])
-            digits = 0 if np.abs(values).mean() >= 100 else 1
-            cells.append("" if np.isnan(values).any() or not len(values) else
-                         "{:.{d}f} [{:.{d}f}, {:.{d}f}]".format(*interval(values, rng), d=digits))
+            cells.append(rounded_interval(np.array([r[key] for r in picked]), rng))
         lines.append(f"| {task} | " + " | ".join(cells) + f" | {len(picked)} |")
     return lines + [""]
+
+
+def rounded_interval(values: np.ndarray, rng: np.random.Generator) -> str:
+    """"mean [low, high]" as the README writes it (no decimals from 100 up, else one); "" without values."""
+    if not len(values) or np.isnan(values).any():
+        return ""
+    return "{:.{d}f} [{:.{d}f}, {:.{d}f}]".format(*interval(values, rng), d=0 if np.abs(values).mean() >= 100 else 1)
 
 
 def interval(scores: np.ndarray, rng: np.random.Generator, reps: int = 10000) -> tuple:
@@ -138,6 +142,8 @@ def main():
     lines = ["# The batch study", "", "Mean over seeds [95% bootstrap interval]; seeds: how many are counted. Written by "
              "`benchmark/batch_study.py` from the committed curves.", ""]
     seeds = {}  # env id: the seeds that every candidate has
+    compact = ["## In one table", "", "| task | " + " | ".join(f"{c} ({shape})" for c, shape in CANDIDATES.items())
+               + " | seeds |", "|---|" + "---|" * (len(CANDIDATES) + 1)]
     for env_id, (reference, source) in REFERENCES.items():
         seeds[env_id] = [s for s in SEEDS if all(s in runs[c].get(env_id, {}) for c in CANDIDATES)]
         lines += [f"## {env_id}", "", f"normalized between {random[env_id]:.2f} (random actions) and {reference} "
@@ -154,6 +160,11 @@ def main():
                 cells.append("{:.1f} [{:.1f}, {:.1f}]".format(*interval(costs, rng)) if not np.isnan(costs).any() else "")
             lines.append(f"| {candidate} | {shape} | " + " | ".join(cells) + f" | {len(picked)} |")
         lines.append("")
+        for key, name in [*METRICS.items(), ("cost", "cost"), ("cost_after", "cost after 200k")]:
+            cells = [rounded_interval(np.array([runs[c][env_id][s][key] for s in seeds[env_id]]), rng) for c in CANDIDATES]
+            if any(cells):
+                compact.append(f"| {env_id}, {name} | " + " | ".join(cells) + f" | {len(seeds[env_id])} |")
+    lines[4:4] = compact + [""]
     # rliable: a (runs × tasks) matrix of normalized scores per candidate, with as many runs on every task
     tasks = [env_id for env_id in REFERENCES if seeds[env_id]]  # all of them once every run is in
     count = min((len(seeds[env_id]) for env_id in tasks), default=0)
