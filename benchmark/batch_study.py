@@ -6,7 +6,8 @@
 
 Per task and candidate: last 20 / best 20 / eval (as report.py defines them), the mean over seeds with a 95%
 percentile-bootstrap interval. Across tasks, rliable (Agarwal et al., NeurIPS 2021): the interquartile mean (IQM) of
-normalized scores with 95% stratified-bootstrap intervals, and the performance profile of last 20. A task's score is
+normalized scores with 95% stratified-bootstrap intervals, the probability of improvement of each pair of candidates,
+and the performance profile of last 20; then the README's rows (the scripts' default candidate). A task's score is
 normalized between a random policy's return (measured here: benchmark/results/batch/random_returns.json) and a
 reference (REFERENCES: the best published TRPO number at about 1M steps where there is one). Writes
 benchmark/results/batch/study.md, profile.png and iqm.png. The seeds counted are 0 to 4 (fewer while runs are
