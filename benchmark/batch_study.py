@@ -143,29 +143,19 @@ def main():
     lines = ["# The batch study", "", "Mean over seeds [95% bootstrap interval]; seeds: how many are counted. Written by "
              "`benchmark/batch_study.py` from the committed curves.", ""]
     seeds = {}  # env id: the seeds that every candidate has
-    compact = ["## In one table", "", "| task | " + " | ".join(f"{c} ({shape})" for c, shape in CANDIDATES.items())
-               + " | seeds |", "|---|" + "---|" * (len(CANDIDATES) + 1)]
-    for env_id, (reference, source) in REFERENCES.items():
+    lines += ["## Per task", "", "| task | " + " | ".join(f"{c} ({shape})" for c, shape in CANDIDATES.items())
+              + " | seeds |", "|---|" + "---|" * (len(CANDIDATES) + 1)]
+    for env_id in REFERENCES:
         seeds[env_id] = [s for s in SEEDS if all(s in runs[c].get(env_id, {}) for c in CANDIDATES)]
-        lines += [f"## {env_id}", "", f"normalized between {random[env_id]:.2f} (random actions) and {reference} "
-                  f"({source})", "", "| candidate | envs × steps | " + " | ".join(METRICS.values())
-                  + " | cost | cost after 200k | seeds |", "|---|---|" + "---|" * (len(METRICS) + 3)]
-        for candidate, shape in CANDIDATES.items():
-            picked = [runs[candidate][env_id][s] for s in seeds[env_id]]
-            if not picked:
-                lines.append(f"| {candidate} | {shape} | (no seed that every candidate has yet) |")
-                continue
-            cells = ["{:.1f} [{:.1f}, {:.1f}]".format(*interval(np.array([r[m] for r in picked]), rng)) for m in METRICS]
-            for key in ("cost", "cost_after"):  # the cost of the same episodes; after 200k steps (with a limit)
-                costs = np.array([r[key] for r in picked])
-                cells.append("{:.1f} [{:.1f}, {:.1f}]".format(*interval(costs, rng)) if not np.isnan(costs).any() else "")
-            lines.append(f"| {candidate} | {shape} | " + " | ".join(cells) + f" | {len(picked)} |")
-        lines.append("")
+        # the cost of the same episodes, and after 200k steps (with a limit): safe tasks only
         for key, name in [*METRICS.items(), ("cost", "cost"), ("cost_after", "cost after 200k")]:
             cells = [rounded_interval(np.array([runs[c][env_id][s][key] for s in seeds[env_id]]), rng) for c in CANDIDATES]
             if any(cells):
-                compact.append(f"| {env_id}, {name} | " + " | ".join(cells) + f" | {len(seeds[env_id])} |")
-    lines[4:4] = compact + [""]
+                lines.append(f"| {env_id}, {name} | " + " | ".join(cells) + f" | {len(seeds[env_id])} |")
+    lines += ["", "Each task's score is normalized between uniformly random actions' return and a reference:", "",
+              "| task | random actions | reference | its source |", "|---|---|---|---|"]
+    lines += [f"| {env_id} | {random[env_id]:.2f} | {reference} | {source} |"
+              for env_id, (reference, source) in REFERENCES.items()] + [""]
     # rliable: a (runs × tasks) matrix of normalized scores per candidate, with as many runs on every task
     tasks = [env_id for env_id in REFERENCES if seeds[env_id]]  # all of them once every run is in
     count = min((len(seeds[env_id]) for env_id in tasks), default=0)
