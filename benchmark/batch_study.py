@@ -68,15 +68,18 @@ def runs_in(sources: list) -> dict:
 
 def readme_rows(runs: dict, rng: np.random.Generator) -> list:
     """The README's results table: the scripts' default candidate on the suite (its seeds 0 to 4), CartPole-v1 from
-    results/readme, and OmniSafe's own TRPO on SafetyPointGoal1-v0 (results/main, 3 seeds)."""
+    results/readme, and OmniSafe's own runs beside the safe tasks: TRPO on SafetyPointGoal1-v0 (results/main) and
+    TRPOLag on SafetyHalfCheetahVelocity-v1 (results/safe), 3 seeds each."""
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     import trpo_continuous
     default = next(c for c, shape in CANDIDATES.items() if shape == f"16 × {trpo_continuous.Args.num_steps}")
     rows = {env_id: [runs[default][env_id][s] for s in SEEDS if s in runs[default].get(env_id, {})] for env_id in REFERENCES}
     rows["CartPole-v1 (trpo_discrete.py)"] = list(runs_in([("readme", "defaults")]).get("CartPole-v1", {}).values())
-    omnisafe = glob.glob(os.path.join(RESULTS, "main", "omnisafe", "TRPO-{SafetyPointGoal1-v0}", "seed-*", "progress.csv"))
-    rows["SafetyPointGoal1-v0, OmniSafe's TRPO"] = [  # its last epoch's mean episode: no best 20 of episodes
-        dict(report.load_omnisafe_run(path, report.Args(results_dir="")), best=np.nan) for path in sorted(omnisafe)]
+    for task, folder, algo, env_id in [("SafetyPointGoal1-v0, OmniSafe's TRPO", "main", "TRPO", "SafetyPointGoal1-v0"), (
+            "SafetyHalfCheetahVelocity-v1, OmniSafe's TRPOLag", "safe", "TRPOLag", "SafetyHalfCheetahVelocity-v1")]:
+        omnisafe = glob.glob(os.path.join(RESULTS, folder, "omnisafe", f"{algo}-{{{env_id}}}", "seed-*", "progress.csv"))
+        rows[task] = [  # its last epoch's mean episode: no best 20 of episodes
+            dict(report.load_omnisafe_run(path, report.Args(results_dir="")), best=np.nan) for path in sorted(omnisafe)]
     lines = ["## The README's rows", "", f"The scripts' defaults ({default}, `trpo_continuous.py`'s `num_steps` "
              f"{trpo_continuous.Args.num_steps}): mean over seeds [95% bootstrap interval]", "",
              "| task | last 20 | best 20 | eval | cost | cost after 200k | seeds |", "|---|---|---|---|---|---|---|"]
