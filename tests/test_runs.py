@@ -317,7 +317,8 @@ def test_device_follows_the_cuda_flag_and_the_local_rank(script, monkeypatch):
 
 
 def test_discrete_learns_cartpole(in_tmp):
-    result = trpo_discrete.train(trpo_discrete.Args(total_timesteps=40_000))
+    # 20 updates of 2 envs × 512 steps: the defaults' runs (results/readme) stand at 241 to 403 there over 5 seeds
+    result = trpo_discrete.train(trpo_discrete.Args(total_timesteps=20_480))
     assert result["episodic_return"] >= 195  # a uniformly random policy averages about 22
 
 
