@@ -591,7 +591,7 @@ def evaluate(model_path: str, env_id: Optional[str] = None, eval_episodes: int =
 
 # === Rollout workers and one learner: under `torchrun --nproc_per_node N` every worker collects num_steps / N steps of
 # each rollout; rank 0 gathers the batch, computes the update one process would, and sends the new state back: two
-# collectives an iteration, none inside the mathematics. Alone, these functions do nothing.
+# collectives an iteration, none inside the mathematics. In one process they only pick the device.
 def start_workers(cuda: bool) -> tuple:
     """(workers, rank, device): under torchrun the worker joins the others once per process, over gloo (only arrays
     travel); the device is the GPU of the worker's local rank with --cuda (if there is one), else the CPU."""
