@@ -21,63 +21,67 @@ def trpo(request):
     return request.param
 
 
-def torchrun(script_name, mode, out_dir, *options, timeout=240, **environment):
+@pytest.fixture(scope="module")
+def launched(tmp_path_factory):
+    """The folder of tests/distributed_worker.py's one torchrun launch (2 workers), whose learner is killed once."""
+    out_dir = tmp_path_factory.mktemp("torchrun")
+    # rank 0, the learner, killed (trpo_discrete.py restarts by the same lines; LOST_RANK=1 passes too)
     done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                           *options, os.path.join(ROOT, "tests", "distributed_worker.py"), script_name, mode,
-                           str(out_dir)], capture_output=True, text=True, timeout=timeout, cwd=out_dir,
-                          env=os.environ | environment)
+                           "--max-restarts", "1", os.path.join(ROOT, "tests", "distributed_worker.py"), str(out_dir)],
+                          capture_output=True, text=True, timeout=300, cwd=out_dir, env=os.environ | {"LOST_RANK": "0"})
     assert done.returncode == 0, done.stderr[-3000:]
+    return out_dir
 
 
 def load(path):
     return torch.load(path, weights_only=False)
 
 
-def test_two_workers_and_one_learner_compute_what_one_process_computes(trpo, in_tmp):
-    torchrun(trpo.__name__, "train", in_tmp)  # train() twice in each worker: the run, then its resumption
-    for name in ["train", "resume"]:
-        rank0, rank1 = load(in_tmp / f"{name}0.pt"), load(in_tmp / f"{name}1.pt")
-        assert rank0["global_step"] == rank1["global_step"] == 2400  # total_timesteps is global
-        assert all(torch.equal(rank0["agent"][key], rank1["agent"][key]) for key in rank0["agent"])
-        stats0, stats1 = rank0["obs_rms"], rank1["obs_rms"]  # the observation statistics too, all of them
-        assert torch.equal(stats0["mean"], stats1["mean"]) and torch.equal(stats0["var"], stats1["var"])
-    assert load(in_tmp / "train0.pt")["obs_rms"]["count"] == pytest.approx(2400 + 2 + 1e-4)  # every step, 2 resets
-    (run_dir,) = (in_tmp / "runs").iterdir()  # only rank 0 logs and saves: one event file for each train() call
-    assert len(list(run_dir.glob("events.out.tfevents.*"))) == 2 and len(list(run_dir.glob("*.model"))) == 1
-    assert len(read_scalars(run_dir)["charts/SPS"]) == 6  # 6 iterations of 400 steps = 2 workers × 200
-    # the learner's last update, replayed in this process on the batch it gathered: the same parameters, bit for bit,
-    # and every worker ended on them
-    recorded = load(in_tmp / "update.pt")
-    batch, args = recorded["inputs"][0], next(a for a in recorded["inputs"] if isinstance(a, trpo.Args))
-    assert len(batch["obs"]) == 400  # both workers' 200 steps
-    n_out = (batch["means"] if trpo is trpo_continuous else batch["logits"]).shape[1]  # act_dim, or the actions
-    agent = trpo.Agent(batch["obs"].shape[1], n_out, args)
-    agent.load_state_dict(recorded["agent"])
-    optimizers = [torch.optim.Adam(agent.critic.parameters(), lr=args.critic_lr, fused=True)]
-    optimizers[0].load_state_dict(recorded["optimizers"][0])
-    torch.set_rng_state(recorded["rng"])
-    trpo.update(agent, optimizers, *recorded["inputs"])
-    assert not torch.equal(recorded["after"]["critic.0.weight"], recorded["agent"]["critic.0.weight"])  # it moved
-    for key, value in agent.state_dict().items():
-        assert torch.equal(value, recorded["after"][key]), key
-        assert torch.equal(value, load(in_tmp / "train0.pt")["agent"][key]), key
-    # two collectives an iteration (gather the batch, send the state back), besides start-up (the run's name, the
-    # initial weights) and the stop (a barrier)
-    for rank in (0, 1):
-        calls = load(in_tmp / f"calls{rank}.pt")
-        assert len(calls) <= 2 * 6 + 3, calls
+def test_two_workers_and_one_learner_compute_what_one_process_computes(launched):
+    # each script: train() twice in each worker, the run, then its resumption
+    for trpo, env_id in [(trpo_continuous, "Pendulum-v1"), (trpo_discrete, "CartPole-v1")]:
+        prefix = f"{launched}/{trpo.__name__}_"  # the worker's files of this script
+        for name in ["train", "resume"]:
+            rank0, rank1 = load(prefix + f"{name}0.pt"), load(prefix + f"{name}1.pt")
+            assert rank0["global_step"] == rank1["global_step"] == 2400  # total_timesteps is global
+            assert all(torch.equal(rank0["agent"][key], rank1["agent"][key]) for key in rank0["agent"])
+            stats0, stats1 = rank0["obs_rms"], rank1["obs_rms"]  # the observation statistics too, all of them
+            assert torch.equal(stats0["mean"], stats1["mean"]) and torch.equal(stats0["var"], stats1["var"])
+        assert load(prefix + "train0.pt")["obs_rms"]["count"] == pytest.approx(2400 + 2 + 1e-4)  # every step, 2 resets
+        (run_dir,) = launched.glob(f"runs/{env_id}__*")  # only rank 0 logs and saves: one event file a train() call
+        assert len(list(run_dir.glob("events.out.tfevents.*"))) == 2 and len(list(run_dir.glob("*.model"))) == 1
+        assert len(read_scalars(run_dir)["charts/SPS"]) == 6  # 6 iterations of 400 steps = 2 workers × 200
+        # the learner's last update, replayed in this process on the batch it gathered: the same parameters, bit for
+        # bit, and every worker ended on them
+        recorded = load(prefix + "update.pt")
+        batch, args = recorded["inputs"][0], next(a for a in recorded["inputs"] if isinstance(a, trpo.Args))
+        assert len(batch["obs"]) == 400  # both workers' 200 steps
+        n_out = (batch["means"] if trpo is trpo_continuous else batch["logits"]).shape[1]  # act_dim, or the actions
+        agent = trpo.Agent(batch["obs"].shape[1], n_out, args)
+        agent.load_state_dict(recorded["agent"])
+        optimizers = [torch.optim.Adam(agent.critic.parameters(), lr=args.critic_lr, fused=True)]
+        optimizers[0].load_state_dict(recorded["optimizers"][0])
+        torch.set_rng_state(recorded["rng"])
+        trpo.update(agent, optimizers, *recorded["inputs"])
+        assert not torch.equal(recorded["after"]["critic.0.weight"], recorded["agent"]["critic.0.weight"])  # it moved
+        for key, value in agent.state_dict().items():
+            assert torch.equal(value, recorded["after"][key]), key
+            assert torch.equal(value, load(prefix + "train0.pt")["agent"][key]), key
+        # two collectives an iteration (gather the batch, send the state back), besides start-up (the run's name, the
+        # initial weights) and the stop (a barrier)
+        for rank in (0, 1):
+            calls = load(prefix + f"calls{rank}.pt")
+            assert len(calls) <= 2 * 6 + 3, calls
 
 
-def test_a_lost_learner_restarts_and_the_run_goes_on_from_its_checkpoint(in_tmp):
-    # rank 0, the learner, killed (trpo_discrete.py restarts by the same lines; LOST_RANK=1 passes too)
-    torchrun("trpo_continuous", "lost", in_tmp, "--max-restarts", "1", LOST_RANK="0")
-    (run_dir,) = (in_tmp / "runs").iterdir()  # the first attempt's run, and no other
+def test_a_lost_learner_restarts_and_the_run_goes_on_from_its_checkpoint(launched):
+    (run_dir,) = (launched / "lost" / "runs").iterdir()  # the first attempt's run, and no other
     assert len(list(run_dir.glob("events.out.tfevents.*"))) == 2  # both attempts logged: a worker was lost
-    assert torch.load(run_dir / "checkpoint.pt", weights_only=True)["global_step"] == 4000
+    assert torch.load(run_dir / "checkpoint.pt", weights_only=True)["global_step"] == 2400
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     accumulator = EventAccumulator(str(run_dir))
     accumulator.Reload()
-    assert [event.step for event in accumulator.Scalars("charts/SPS")] == list(range(400, 4001, 400))  # no gap, once
+    assert [event.step for event in accumulator.Scalars("charts/SPS")] == list(range(400, 2401, 400))  # no gap, once
 
 
 def test_the_mathematics_calls_no_collective():
