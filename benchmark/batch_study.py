@@ -66,7 +66,7 @@ def runs_in(sources: list) -> dict:
     return found
 
 
-def readme_rows(runs: dict, rng: np.random.Generator) -> list:
+def readme_rows(runs: dict) -> list:
     """The README's results table: the scripts' default candidate on the suite (its seeds 0 to 4), CartPole-v1 from
     results/readme, and OmniSafe's own runs beside the safe tasks: TRPO on SafetyPointGoal1-v0 (results/main) and
     TRPOLag on SafetyHalfCheetahVelocity-v1 (results/safe), 3 seeds each."""
@@ -86,21 +86,21 @@ def readme_rows(runs: dict, rng: np.random.Generator) -> list:
     for task, picked in rows.items():
         cells = []
         for key in ("return", "best", "eval", "cost", "cost_after"):
-            cells.append(rounded_interval(np.array([r[key] for r in picked]), rng))
+            cells.append(rounded_interval(np.array([r[key] for r in picked])))
         lines.append(f"| {task} | " + " | ".join(cells) + f" | {len(picked)} |")
     return lines + [""]
 
 
-def rounded_interval(values: np.ndarray, rng: np.random.Generator) -> str:
+def rounded_interval(values: np.ndarray) -> str:
     """"mean [low, high]" as the README writes it (no decimals from 100 up, else one); "" without values."""
     if not len(values) or np.isnan(values).any():
         return ""
-    return "{:.{d}f} [{:.{d}f}, {:.{d}f}]".format(*interval(values, rng), d=0 if np.abs(values).mean() >= 100 else 1)
+    return "{:.{d}f} [{:.{d}f}, {:.{d}f}]".format(*interval(values), d=0 if np.abs(values).mean() >= 100 else 1)
 
 
-def interval(scores: np.ndarray, rng: np.random.Generator, reps: int = 10000) -> tuple:
-    """The mean and its 95% percentile-bootstrap interval over seeds."""
-    means = rng.choice(scores, (reps, len(scores))).mean(axis=1)
+def interval(scores: np.ndarray, reps: int = 10000) -> tuple:
+    """The mean and its 95% percentile-bootstrap interval over seeds (the same resamples for the same scores)."""
+    means = np.random.default_rng(0).choice(scores, (reps, len(scores))).mean(axis=1)
     return scores.mean(), np.percentile(means, 2.5), np.percentile(means, 97.5)
 
 
@@ -142,7 +142,6 @@ def main():
     with open(os.path.join(OUT, "random_returns.json")) as f:
         random = json.load(f)
     runs = {candidate: runs_of(candidate) for candidate in CANDIDATES}
-    rng = np.random.default_rng(0)
     lines = ["# The batch study", "", "Mean over seeds [95% bootstrap interval]; seeds: how many are counted. Written by "
              "`benchmark/batch_study.py` from the committed curves.", ""]
     seeds = {}  # env id: the seeds that every candidate has
@@ -152,7 +151,7 @@ def main():
         seeds[env_id] = [s for s in SEEDS if all(s in runs[c].get(env_id, {}) for c in CANDIDATES)]
         # the cost of the same episodes, and after 200k steps (with a limit): safe tasks only
         for key, name in [*METRICS.items(), ("cost", "cost"), ("cost_after", "cost after 200k")]:
-            cells = [rounded_interval(np.array([runs[c][env_id][s][key] for s in seeds[env_id]]), rng) for c in CANDIDATES]
+            cells = [rounded_interval(np.array([runs[c][env_id][s][key] for s in seeds[env_id]])) for c in CANDIDATES]
             if any(cells):
                 lines.append(f"| {env_id}, {name} | " + " | ".join(cells) + f" | {len(seeds[env_id])} |")
     lines += ["", "Each task's score is normalized between uniformly random actions' return and a reference:", "",
@@ -213,7 +212,7 @@ def main():
         figure.tight_layout()
         figure.savefig(os.path.join(OUT, "profile.png"), dpi=100)
         lines += ["", "![IQM](iqm.png)", "", "![performance profile](profile.png)"]
-    lines += [""] + readme_rows(runs, rng)
+    lines += [""] + readme_rows(runs)
     with open(os.path.join(OUT, "study.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))
