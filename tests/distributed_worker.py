@@ -95,4 +95,4 @@ def lost_after_a_checkpoint(trpo):
 if first_attempt:
     train_and_resume("trpo_continuous")
     train_and_resume("trpo_discrete")
-lost_after_a_checkpoint(importlib.import_module("trpo_continuous"))
+lost_after_a_checkpoint(importlib.import_module("trpo_continuous"))  # (first attempt: still recording, as above)

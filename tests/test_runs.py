@@ -203,7 +203,7 @@ def test_command_line_trains_saves_and_evaluates(script, run_script, in_tmp, cap
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         error = main_error(script, ["--config", "bad.yaml"])
-    assert error == "error: bad.yaml: target_kl = 'small': str is neither float or int" and not caught  # (tyro warns)
+    assert error == "error: bad.yaml: target_kl = 'small': str is neither float or int" and not caught  # nor tyro's
 
 
 def bad_inputs(script):
