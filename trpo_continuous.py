@@ -46,7 +46,7 @@ class Args:
     total_timesteps: int = 1_000_000  # environment steps of the whole run, over all envs and workers
     num_envs: int = 16  # the environments stepped together (by each worker, under torchrun)
     async_envs: bool = False  # if toggled, each environment steps in its own process (for slow simulators)
-    num_steps: int = 64  # steps of each environment per rollout (shared by torchrun's workers), one update each
+    num_steps: int = 256  # steps of each env per update (split among torchrun's workers): the batch study's choice
     gamma: float = 0.99  # the discount factor γ
     gae_lambda: float = 0.95  # the λ of generalized advantage estimation
     target_kl: float = 0.01  # δ: the largest mean KL(π_old ‖ π_new) of an update, summed over action dimensions

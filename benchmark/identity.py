@@ -5,8 +5,8 @@
     python benchmark/identity.py --scripts . --out /tmp/identity-after --compare /tmp/identity-before
 
 Three runs at seed 0, each in a temporary folder: (a) plain TRPO on HalfCheetah-v4 at the defaults, (b)
-TRPO-Lagrangian with --lagrange-update pid --cost-line-search --cost-limit 25 on SafetyPointGoal1-v0 (40 iterations:
-every env ends two episodes, so λ moves twice), (c) trpo_discrete.py on CartPole-v1 at the defaults; 40960 steps each
+TRPO-Lagrangian with --lagrange-update pid --cost-line-search --cost-limit 25 on SafetyPointGoal1-v0 (each
+env ends two episodes, so λ moves twice), (c) trpo_discrete.py on CartPole-v1 at the defaults; 40960 steps each
 (about 3 minutes in all). Each run's final parameters and λ go to OUT/<case>.pt; with --compare, each is checked
 against the other folder's: bit for bit, or the largest difference. --set gives further arguments to every case whose
 script has them, e.g. the flags of an older version that give today's defaults (commit b09fbae's scripts took the

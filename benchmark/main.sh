@@ -1,37 +1,28 @@
 #!/usr/bin/env bash
-# The README's results table, one target per row: 3 seeds each at the scripts' defaults (1M steps unless the row says
-# otherwise), into benchmark/results/readme, then report.py writes its report.md and one PNG per task.
-#   bash benchmark/main.sh                 # every row, one run at a time
-#   bash benchmark/main.sh hopper ant      # some rows; WORKERS=2 runs two at a time (one core each)
-# Rows: halfcheetah hopper ant idp pendulum point point-preset safe-cheetah cartpole
+# The README's results table, one target per row, 5 seeds each (1M steps unless the row says otherwise):
+#   bash benchmark/main.sh                 # every row, one run at a time (two queues side by side: one core each)
+#   bash benchmark/main.sh hopper ant      # some rows
+# Rows: halfcheetah hopper ant idp pendulum point safe-cheetah cartpole point-preset
+# The suite's rows are the batch study's runs of the candidate that is the scripts' default (the same flags, bit for
+# bit), into results/batch; cartpole (`trpo_discrete.py`) and point-preset (OmniSafe's configuration) go to
+# results/readme. Then `python benchmark/batch_study.py` writes the table: results/batch/study.md, "The README's rows".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}
-RESULTS=${RESULTS:-benchmark/results/readme}
-RUN="$PYTHON benchmark/run.py --results-dir $RESULTS --workers ${WORKERS:-1} --seeds 0 1 2"
-ROWS="halfcheetah hopper ant idp pendulum point point-preset safe-cheetah cartpole"
-
-row() {
-  case $1 in
-    halfcheetah) $RUN --env-ids HalfCheetah-v4 --script-args="--exp-name defaults" ;;
-    hopper) $RUN --env-ids Hopper-v4 --script-args="--exp-name defaults" ;;
-    ant) $RUN --env-ids Ant-v4 --script-args="--exp-name defaults" ;;
-    idp) $RUN --env-ids InvertedDoublePendulum-v4 --script-args="--exp-name defaults" ;;
-    pendulum) $RUN --env-ids Pendulum-v1 --script-args="--exp-name defaults --total-timesteps 200000" ;;
-    point) $RUN --env-ids SafetyPointGoal1-v0 --script-args="--exp-name defaults" ;;
-    # OmniSafe's TRPO configuration with its target_kl and cg_damping scaled to 2 action dimensions (run.py starts
-    # each run in the results folder: the preset's path is absolute). The damping's check, at 0.1: run.py
-    # --results-dir benchmark/results/readme --seeds 0 1 2 --env-ids SafetyPointGoal1-v0 --script-args="--config
-    # $PWD/benchmark/presets/omnisafe.yaml --target-kl 0.02 --exp-name omnisafe_preset"
-    point-preset) $RUN --env-ids SafetyPointGoal1-v0 --script-args="--config $PWD/benchmark/presets/omnisafe.yaml \
-      --target-kl 0.02 --cg-damping 0.2 --exp-name omnisafe_preset_damping0.2" ;;
-    safe-cheetah) $RUN --env-ids SafetyHalfCheetahVelocity-v1 --script-args="--cost-limit 25 --exp-name lag25" ;;
-    cartpole) $RUN --script trpo_discrete --env-ids CartPole-v1 --script-args="--exp-name defaults" ;;
-    *) echo "usage: $0 [ROW...], ROW one of: $ROWS" >&2; exit 2 ;;
-  esac
-}
+SEEDS=${SEEDS:-0 1 2 3 4}
+DEFAULT=batch$((16 * $($PYTHON -c "import trpo_continuous; print(trpo_continuous.Args.num_steps)")))
+RUN="$PYTHON benchmark/run.py --results-dir benchmark/results/readme --workers 1 --seeds $SEEDS"
+ROWS="halfcheetah hopper ant idp pendulum point safe-cheetah cartpole point-preset"
 
 for target in ${@:-$ROWS}; do
-  row "$target"
+  case $target in
+    halfcheetah|hopper|ant|idp|pendulum|point|safe-cheetah) bash benchmark/batch_study.sh "$DEFAULT" "$SEEDS" "$target" ;;
+    cartpole) $RUN --script trpo_discrete --env-ids CartPole-v1 --script-args="--exp-name defaults" ;;
+    # OmniSafe's TRPO configuration with its target_kl and cg_damping scaled to 2 action dimensions (run.py starts
+    # each run in the results folder: the preset's path is absolute); 3 seeds in results/readme
+    point-preset) $RUN --env-ids SafetyPointGoal1-v0 --script-args="--config $PWD/benchmark/presets/omnisafe.yaml \
+      --target-kl 0.02 --cg-damping 0.2 --exp-name omnisafe_preset_damping0.2" ;;
+    *) echo "usage: $0 [ROW...], ROW one of: $ROWS" >&2; exit 2 ;;
+  esac
 done
-$PYTHON benchmark/report.py "$RESULTS" > /dev/null
+$PYTHON benchmark/report.py benchmark/results/readme > /dev/null
